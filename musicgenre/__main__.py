@@ -1,0 +1,5 @@
+import sys
+
+from musicgenre.cli import main
+
+sys.exit(main())

@@ -1,0 +1,173 @@
+"""Audio loading: any common format to a validated mono float32 array at the rate a model needs.
+
+WAV, AU, FLAC, OGG and MP3 decode through libsndfile (the ``soundfile`` wheel), so the
+project works without ffmpeg; other containers (m4a, aac, webm, ...) go through the
+``ffmpeg`` binary when it is installed. Every failure becomes an :class:`AudioError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from musicgenre.errors import AudioError
+
+DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
+MIN_SECONDS = 0.5
+SILENCE_PEAK = 1e-6  # below -120 dBFS everywhere: nothing to classify
+SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}
+
+
+@dataclass
+class Audio:
+    """Decoded audio and what happened on the way (``truncated`` if cut at ``max_seconds``)."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str
+    truncated: bool = False
+    original_seconds: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | None]:
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            total = f.frames if f.frames > 0 else None
+            limit = int(math.ceil(max_seconds * rate)) + 1
+            data = f.read(frames=limit, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path.name}: not a readable audio file ({exc})") from None
+    seconds = total / rate if total else None
+    return np.mean(data, axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0], rate, seconds
+
+
+def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(
+            f"{path.name}: {path.suffix or 'this'} files need ffmpeg, which is not installed "
+            "(install it, e.g. 'apt-get install ffmpeg', or convert the file to WAV/FLAC/OGG/MP3)"
+        )
+    cmd = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-t",
+        f"{max_seconds + 1.0 / sr:.6f}",
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(sr),
+        "-",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioError(f"{path.name}: ffmpeg could not decode it ({detail[-1] if detail else 'no detail'})")
+    return np.frombuffer(proc.stdout, dtype="<f4").copy()
+
+
+def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
+    """Reject audio no model can use; return it as contiguous float32."""
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise AudioError(f"{name}: expected mono samples, got an array of shape {y.shape}")
+    if y.size == 0:
+        raise AudioError(f"{name}: the audio is empty (0 samples)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    if y.size < MIN_SECONDS * sr:
+        raise AudioError(f"{name}: the audio is too short ({y.size / sr:.3f} s; at least {MIN_SECONDS} s needed)")
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: the audio is silent")
+    return y
+
+
+def prepare_samples(y: np.ndarray, sr: int, target_sr: int | None = None, name: str = "audio") -> np.ndarray:
+    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, resample and validate in-memory audio."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:
+        channel_axis = 0 if y.shape[0] < y.shape[1] else 1
+        y = y.mean(axis=channel_axis)
+    if y.ndim != 1:
+        raise AudioError(f"{name}: expected a 1-D or 2-D array of samples, got shape {y.shape}")
+    if sr <= 0:
+        raise AudioError(f"{name}: invalid sample rate {sr}")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    if target_sr and sr != target_sr and y.size:
+        y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)
+        sr = target_sr
+    return validate_samples(y, sr, name)
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sr: int | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    on_overlong: str = "truncate",
+) -> Audio:
+    """Decode ``path`` to mono float32 (resampled to ``sr`` if given), at most ``max_seconds``.
+
+    Only the first ``max_seconds`` are decoded, so a huge file costs no more than the cap.
+    ``on_overlong="error"`` refuses longer input instead of cutting it.
+    """
+    if on_overlong not in ("truncate", "error"):
+        raise ValueError("on_overlong must be 'truncate' or 'error'")
+    path = Path(path)
+    name = path.name
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if not path.exists():
+        raise AudioError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{name}: the file is empty (0 bytes)")
+
+    original: float | None
+    if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
+        y, rate, original = _read_soundfile(path, max_seconds)
+    else:
+        rate = sr or 22050
+        y = _read_ffmpeg(path, rate, max_seconds)
+        original = None
+    cap = int(round(max_seconds * rate))
+    truncated = y.size > cap or (original is not None and original > max_seconds + 1.0 / rate)
+    if truncated:
+        if on_overlong == "error":
+            length = f"{original:.1f} s" if original else f"more than {max_seconds:g} s"
+            raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
+        y = y[:cap]
+    y = prepare_samples(y, rate, sr, name)
+    return Audio(y, sr or rate, str(path), truncated, original)
+
+
+def windows(y: np.ndarray, sr: int, seconds: float, min_seconds: float | None = None) -> list[np.ndarray]:
+    """Split audio into consecutive ``seconds``-long windows for window-by-window prediction.
+
+    A tail shorter than ``min_seconds`` (default: half a window) is dropped unless it is
+    the only window, so short clips still get one (shorter) window.
+    """
+    size = int(round(seconds * sr))
+    min_size = int(round((seconds / 2 if min_seconds is None else min_seconds) * sr))
+    out = [y[i : i + size] for i in range(0, len(y), size)]
+    if len(out) > 1 and len(out[-1]) < min_size:
+        out.pop()
+    return out

@@ -1,0 +1,95 @@
+"""GTZAN on disk: where the clips are, what genre each is, and the public feature tables."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from musicgenre.errors import DataError
+from musicgenre.features import FEATURE_COLUMNS
+
+GENRES: tuple[str, ...] = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif")
+# GTZAN names tracks <genre>.NNNNN; 3-second segment rows add the segment index: blues.00000.3.wav
+_TRACK_RE = re.compile(r"^(?P<track>[a-z]+\.\d{5})(?:\.(?P<segment>\d+))?\.[A-Za-z0-9]+$")
+
+
+def track_id(filename: str) -> str:
+    """``blues.00000`` for ``blues.00000.wav``, ``blues.00000.3.wav`` or ``genres/blues/blues.00000.au``."""
+    name = os.path.basename(filename)
+    match = _TRACK_RE.match(name)
+    if match:
+        return match.group("track")
+    return os.path.splitext(name)[0]
+
+
+def label_from_path(path: str | os.PathLike) -> str:
+    """The genre a GTZAN path names (parent folder or file-name prefix), or '' if none."""
+    path = Path(path)
+    if path.parent.name in GENRES:
+        return path.parent.name
+    prefix = path.name.split(".", 1)[0]
+    return prefix if prefix in GENRES else ""
+
+
+def _genre_root(root: Path) -> Path | None:
+    """The folder that holds one sub-folder per genre, searched a few levels down."""
+    queue = [root]
+    for _ in range(4):
+        next_level = []
+        for folder in queue:
+            subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
+            if sum(p.name in GENRES for p in subdirs) >= 2:
+                return folder
+            next_level.extend(subdirs)
+        queue = next_level
+    return None
+
+
+def find_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and dataset folders into a sorted, de-duplicated list of audio files.
+
+    Folders may use any common GTZAN layout: ``<genre>/<genre>.NNNNN.wav``,
+    ``genres_original/<genre>/...`` (the Kaggle copy), ``genres/<genre>/*.au`` (the original
+    archive), or just be a folder of audio files.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            base = _genre_root(path) or path
+            found.extend(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            found.append(path)  # missing or odd files are reported by the loader, not dropped here
+    return sorted(set(found))
+
+
+def load_feature_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table in the public GTZAN schema, with a ``track`` column added for grouping."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the feature table ({exc})") from None
+    missing = [c for c in ["filename", *FEATURE_COLUMNS] if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: not a GTZAN feature table; missing columns {missing[:5]}")
+    bad = table[FEATURE_COLUMNS].isna().any(axis=1)
+    if bad.any():
+        raise DataError(f"{path}: {int(bad.sum())} rows have empty feature values, e.g. {table.filename[bad].iloc[0]}")
+    table["track"] = table["filename"].map(track_id)
+    return table

@@ -1,0 +1,97 @@
+"""The `musicgenre` command as a user runs it: predict, evaluate, demo, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, write_audio
+
+from musicgenre.data import GENRES
+from musicgenre.modelio import resolve_model
+from musicgenre.predict import predict_array
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "musicgenre", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def _check_scores(line: dict) -> None:
+    assert list(line["scores"]) == list(GENRES)
+    assert sum(line["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert line["genre"] == max(line["scores"], key=line["scores"].get)
+
+
+def test_predict_real_long_and_bad_files(tmp_path, mini_clips):
+    real = next(c for c in mini_clips if c.name == "metal.00002.wav")
+    long = write_audio(tmp_path / "long song.flac", seconds=75.0)  # 3 windows: 30 + 30 + 15 s
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"ID3" + bytes(300))
+    result = run_cli("predict", str(real), str(bad), str(long))
+    assert result.returncode == 1  # one file failed, after the others were done
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["file"] for x in lines] == [str(real), str(bad), str(long)]
+    _check_scores(lines[0])
+    assert lines[0]["windows"] == 1
+    assert "broken.mp3" in lines[1]["error"] and "scores" not in lines[1]
+    _check_scores(lines[2])
+    assert lines[2]["windows"] == 3
+
+
+def test_predict_real_clips_mostly_right(mini_clips):
+    """The bundled model saw these tracks' public rows in training (the shared clips are filtered train/valid
+    tracks), so this checks the audio -> features -> model chain end to end, not generalisation."""
+    clips = mini_clips[::5]
+    result = run_cli("predict", *map(str, clips))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    right = sum(line["genre"] == clip.parent.name for line, clip in zip(lines, clips, strict=True))
+    assert right >= 0.6 * len(clips)
+
+
+def test_truncation_is_reported(tmp_path):
+    path = write_audio(tmp_path / "a.wav", seconds=12.0)
+    result = run_cli("predict", "--max-seconds", "5", str(path))
+    line = json.loads(result.stdout)
+    assert result.returncode == 0 and line["truncated"] is True and line["windows"] == 1
+
+
+def test_predict_in_memory_any_rate():
+    model = resolve_model("bundled")
+    rng = np.random.default_rng(0)
+    out = predict_array(model, rng.normal(0, 0.1, size=(2, 44100 * 4)).astype(np.float32), 44100)
+    assert list(out["scores"]) == list(GENRES)
+
+
+def test_evaluate_on_a_public_table(shared_data):
+    result = run_cli("evaluate", "--model", "bundled", "--features", str(shared_data / "features_30_sec.csv"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["n"] == 627 and 0 <= out["accuracy"] <= 1 and 0 <= out["macro_f1"] <= 1
+    assert np.array(out["confusion_matrix"]).sum() == 627
+
+
+def test_clear_errors_for_bad_models_and_tables(tmp_path):
+    offline = run_cli("predict", "--model", "someone/not-cached-model", str(tmp_path / "x.wav"))
+    assert offline.returncode == 2 and "cannot be reached" in offline.stderr
+    missing = run_cli("predict", "--model", str(tmp_path), str(tmp_path / "x.wav"))
+    assert missing.returncode == 2 and "not a musicgenre model folder" in missing.stderr
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    table = run_cli("evaluate", "--features", str(tmp_path / "t.csv"))
+    assert table.returncode == 2 and "not a GTZAN feature table" in table.stderr
+    assert "Traceback" not in offline.stderr + missing.stderr + table.stderr
+
+
+def test_demo_and_help(tmp_path):
+    demo = run_cli("demo", "--out", str(tmp_path / "demo.wav"))
+    assert demo.returncode == 0, demo.stderr
+    _check_scores(json.loads(demo.stdout))
+    for sub in ("features", "predict", "evaluate", "demo"):
+        assert run_cli(sub, "--help").returncode == 0
+    script = Path(sys.executable).parent / "musicgenre"  # the installed console script
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert version.stdout.startswith("musicgenre ")

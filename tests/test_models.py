@@ -1,0 +1,163 @@
+"""Shallow models: tuning, honest protocols, safe saving/loading, and the whole study end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+
+from musicgenre.bundle import train_bundled
+from musicgenre.data import GENRES, load_feature_table
+from musicgenre.errors import ModelError
+from musicgenre.experiment import FeatureSet, run_all, run_protocol
+from musicgenre.features import FEATURE_COLUMNS
+from musicgenre.modelio import ShallowModel, load_model_folder, save_model
+from musicgenre.shallow import MODELS, make_pipeline, tune
+from musicgenre.splits import kfold
+
+
+@pytest.fixture(scope="module")
+def table(shared_data) -> pd.DataFrame:
+    return load_feature_table(shared_data / "features_30_sec.csv")
+
+
+@pytest.fixture(scope="module")
+def data(table) -> FeatureSet:
+    return FeatureSet.from_table(table, "30s")
+
+
+def blobs(n_tracks: int = 6, segments: int = 4, seed: int = 0) -> FeatureSet:
+    """Separable synthetic segment features: each genre a shifted Gaussian cloud."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(GENRES)), n_tracks * segments)
+    tracks = np.array(
+        [f"{GENRES[c]}.{i // segments:05d}" for c, i in zip(y, np.tile(np.arange(n_tracks * segments), len(GENRES)), strict=True)]
+    )
+    X = rng.normal(size=(len(y), len(FEATURE_COLUMNS))) + y[:, None] * 0.8
+    X[:, [i for i, c in enumerate(FEATURE_COLUMNS) if c.endswith("_var")]] = np.exp(X[:, :1])  # positive variances
+    return FeatureSet(X, y, tracks, "3s")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_fits_and_gives_probabilities(name, data):
+    pipe = make_pipeline(name, seed=0).fit(data.X[::3], data.y[::3])
+    probs = pipe.predict_proba(data.X[1::3])
+    assert probs.shape == (len(data.X[1::3]), 10)
+    assert np.allclose(probs.sum(axis=1), 1)
+    assert (pipe.predict(data.X[1::3]) == data.y[1::3]).mean() > 0.2  # well above chance (0.1)
+
+
+@pytest.mark.parametrize("search", ["grid", "bayes"])
+def test_tuning_returns_params_from_its_space(search, data):
+    folds = list(kfold("random", data.y, data.tracks, 3, seed=0))
+    params, score = tune("knn", data.X, data.y, folds, search=search, n_trials=4, seed=0)
+    assert 1 <= params["n_neighbors"] <= 40 and params["weights"] in ("uniform", "distance")
+    assert 0.3 < score <= 1
+
+
+def test_filtered_protocol_trains_on_train_and_scores_valid(data):
+    result = run_protocol("logreg", data, "filtered", "grid", seed=0)
+    assert result["eval_description"] == "filtered valid: 188 tracks"
+    assert result["train_description"] == "filtered train: 434 tracks"
+    assert result["n"] == 188 and result["inner_groups"] == "artist-proxy runs"
+    assert 0.25 < result["accuracy"] < 0.9  # learned something; not the 0.7+ of leaky random splits
+    assert np.array(result["confusion_matrix"]).sum() == 188
+
+
+def test_nested_random_cv_scores_every_row_once(data):
+    result = run_protocol("logreg", data, "random", "grid", outer_folds=3, seed=1)
+    assert result["n"] == len(data.y) and result["outer_folds"] == 3
+    assert len(result["fold_accuracy"]) == 3 and len(result["best_params"]) == 3
+    assert result["accuracy"] > 0.5 and result["seed"] == 1
+
+
+def test_segment_models_report_track_level_accuracy():
+    segments = blobs()
+    grouped = run_protocol("logreg", segments, "grouped", "grid", outer_folds=3, seed=0)
+    assert grouped["n"] == len(segments.y) and grouped["n_tracks_scored"] == 60
+    assert grouped["track_accuracy"] >= 0.5
+    assert "note" not in grouped
+    assert "leaky" in run_protocol("knn", segments, "random", "grid", outer_folds=3, seed=0)["note"]
+
+
+class Untrusted(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):  # noqa: N803
+        return self
+
+    def transform(self, X):  # noqa: N803
+        return X
+
+
+@pytest.mark.parametrize("name", ["svm", "xgb"])
+def test_save_and_load_round_trip(name, data, tmp_path):
+    model = ShallowModel(make_pipeline(name, {"n_estimators": 20} if name == "xgb" else {}, seed=0).fit(data.X, data.y))
+    folder = save_model(model, tmp_path / name, card="# card\n")
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == (
+        ["README.md", "musicgenre.json", "pipeline.skops", "xgboost.json"]
+        if name == "xgb"
+        else ["README.md", "musicgenre.json", "pipeline.skops"]
+    )
+    loaded = load_model_folder(folder)
+    assert np.allclose(loaded.predict_proba(data.X[:20]), model.predict_proba(data.X[:20]), atol=1e-6)
+
+
+def test_untrusted_types_are_refused(data, tmp_path):
+    folder = save_model(ShallowModel(make_pipeline("logreg").fit(data.X, data.y)), tmp_path / "m")
+    evil = Pipeline([("x", Untrusted()), *make_pipeline("logreg").steps]).fit(data.X, data.y)
+    sio.dump(evil, folder / "pipeline.skops")
+    with pytest.raises(ModelError, match="not trusted"):
+        load_model_folder(folder)
+    with pytest.raises(ModelError, match="not a musicgenre model folder"):
+        load_model_folder(tmp_path)
+
+
+@pytest.mark.slow
+def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
+    audio = tmp_path / "audio"
+    for genre in GENRES:  # three real clips per genre keep the 3-second extraction short
+        (audio / genre).mkdir(parents=True)
+        for clip in [c for c in mini_clips if c.parent.name == genre][:3]:
+            (audio / genre / clip.name).symlink_to(clip)
+    small = tmp_path / "table.csv"
+    table.drop(columns="track").to_csv(small, index=False)
+    out = tmp_path / "results"
+    kwargs = dict(
+        table_30s=str(small),
+        audio_dir=str(audio),
+        work_dir=str(tmp_path / "work"),
+        out_dir=str(out),
+        models=["logreg"],
+        searches=["grid"],
+        n_trials=2,
+        outer_folds=3,
+        inner_folds=2,
+        seed=0,
+        workers=2,
+    )
+    results = run_all(**kwargs)
+    cells = {(r["dataset"], r["protocol"]) for r in results}
+    assert cells == {
+        ("30s table", "random"),
+        ("30s table", "filtered"),
+        ("30s audio", "random"),
+        ("3s audio", "random"),
+        ("3s audio", "grouped"),
+    }
+    assert json.loads((out / "results.json").read_text()) == results
+    markdown = (out / "results.md").read_text()
+    assert markdown.count("| logreg | grid |") == len(results)
+    assert len(list(out.glob("confusion_*.png"))) == len(results)
+    seg = next(r for r in results if r["dataset"] == "3s audio" and r["protocol"] == "grouped")
+    assert seg["n"] == 300 and seg["n_tracks_scored"] == 30
+    assert run_all(**kwargs) == results  # resumes: nothing recomputed
+
+    folder = train_bundled(str(small), str(out / "results.json"), str(tmp_path / "bundled"))
+    model = load_model_folder(folder)
+    assert model.meta["trained_on"] == "filtered train + valid: 622 tracks"
+    assert "filtered valid" in (folder / "README.md").read_text()

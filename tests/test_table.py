@@ -1,0 +1,51 @@
+"""`musicgenre features`: resumable, atomic, and unreadable files are reported, never fatal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+from conftest import ROOT, write_audio
+
+from musicgenre.features import TABLE_COLUMNS
+
+
+def _features(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "musicgenre", "features", "--no-progress", "--workers", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_gtzan_layout_resume_and_bad_files(tmp_path):
+    data = tmp_path / "Data" / "genres_original"
+    for genre in ("rock", "jazz"):
+        (data / genre).mkdir(parents=True)
+        for i in range(2):
+            write_audio(data / genre / f"{genre}.0000{i}.wav", seconds=4.0, seed=i)
+    out = tmp_path / "table.csv"
+
+    first = _features(str(tmp_path), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == TABLE_COLUMNS
+    assert sorted(table["filename"]) == ["jazz.00000.wav", "jazz.00001.wav", "rock.00000.wav", "rock.00001.wav"]
+    assert set(table["label"]) == {"rock", "jazz"}
+    before = out.read_text()
+
+    # New clips and a broken one arrive; a re-run adds only the new, reports the broken one.
+    write_audio(data / "jazz" / "jazz.00002.wav", seconds=4.0, seed=7)
+    (data / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE" + bytes(100))
+    second = _features(str(tmp_path), "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    assert "1 files added, 4 already present, 1 unreadable" in second.stderr
+    assert "jazz.00054.wav" in second.stderr
+    after = out.read_text()
+    assert after.startswith(before)  # existing rows untouched
+    assert len(pd.read_csv(out)) == 5
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
+
+
+def test_no_audio_is_a_clear_error(tmp_path):
+    result = _features(str(tmp_path), "--out", str(tmp_path / "t.csv"))
+    assert result.returncode == 2
+    assert "no audio files found" in result.stderr
