@@ -10,16 +10,16 @@ difference in values, and clips per second with all cores.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
 from musicgenre.benchmark import feature_benchmark, print_table
+from musicgenre.data import default_shared_data
 from musicgenre.evaluation import write_json_atomic
 
 
 @dataclass
 class Arguments:
-    audio_dir: str = str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gtzan_mini")
+    audio_dir: str = str(default_shared_data() / "gtzan_mini")
     n_clips: int = 8
     out: str = "benchmarks/features.json"
 

@@ -11,12 +11,12 @@ a confusion-matrix PNG per best model; re-running skips results already in resul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
+from musicgenre.data import default_shared_data
 from musicgenre.experiment import run_all
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = default_shared_data()
 
 
 @dataclass

@@ -6,12 +6,12 @@ python experiments/train_bundled.py --results results/shallow/results.json --out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
 from musicgenre.bundle import train_bundled
+from musicgenre.data import default_shared_data
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = default_shared_data()
 
 
 @dataclass

@@ -23,7 +23,10 @@ from musicgenre.errors import AudioError
 DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
 MIN_SECONDS = 0.5
 SILENCE_PEAK = 1e-6  # below -120 dBFS everywhere: nothing to classify
+MAX_PEAK = 1e4  # float audio lives around ±1; far beyond is a unit mistake (or overflows the STFT)
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}
+FFMPEG_EXTENSIONS = {".m4a", ".aac", ".webm", ".mp4", ".opus", ".wma", ".mka"}
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS  # what a dataset folder scan picks up
 
 
 @dataclass
@@ -78,7 +81,10 @@ def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
         str(sr),
         "-",
     ]
-    proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"{path.name}: ffmpeg took more than 10 minutes to decode it") from None
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise AudioError(f"{path.name}: ffmpeg could not decode it ({detail[-1] if detail else 'no detail'})")
@@ -96,14 +102,23 @@ def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if y.size < MIN_SECONDS * sr:
         raise AudioError(f"{name}: the audio is too short ({y.size / sr:.3f} s; at least {MIN_SECONDS} s needed)")
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+    peak = float(np.max(np.abs(y)))
+    if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: the audio is silent")
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: sample values are out of range (peak {peak:.3g}; expected floats around ±1)")
     return y
 
 
 def prepare_samples(y: np.ndarray, sr: int, target_sr: int | None = None, name: str = "audio") -> np.ndarray:
-    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, resample and validate in-memory audio."""
-    y = np.asarray(y, dtype=np.float32)
+    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, resample and validate in-memory audio.
+
+    Integer PCM (e.g. int16 from a browser recording) is scaled to ±1 floats.
+    """
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
+    y = y.astype(np.float32, copy=False)
     if y.ndim == 2:
         channel_axis = 0 if y.shape[0] < y.shape[1] else 1
         y = y.mean(axis=channel_axis)
@@ -143,7 +158,16 @@ def load_audio(
 
     original: float | None
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
-        y, rate, original = _read_soundfile(path, max_seconds)
+        try:
+            y, rate, original = _read_soundfile(path, max_seconds)
+        except AudioError as libsndfile_error:
+            if shutil.which("ffmpeg") is None:
+                raise
+            rate, original = sr or 22050, None  # libsndfile refused it; ffmpeg reads more variants
+            try:
+                y = _read_ffmpeg(path, rate, max_seconds)
+            except AudioError:
+                raise libsndfile_error from None
     else:
         rate = sr or 22050
         y = _read_ffmpeg(path, rate, max_seconds)

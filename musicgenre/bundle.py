@@ -14,7 +14,7 @@ import numpy as np
 
 from musicgenre.data import load_feature_table
 from musicgenre.errors import DataError
-from musicgenre.experiment import FeatureSet
+from musicgenre.experiment import FeatureSet, pick_best
 from musicgenre.modelio import ShallowModel, save_model
 from musicgenre.shallow import make_pipeline
 from musicgenre.splits import filtered_part
@@ -22,15 +22,19 @@ from musicgenre.splits import filtered_part
 COMMAND = "python experiments/train_bundled.py --results results/shallow/results.json --out musicgenre/bundled/shallow"
 
 
-def select_filtered_winner(results: list[dict], dataset: str = "30s table") -> dict:
+def filtered_candidates(results: list[dict], dataset: str = "30s table") -> list[dict]:
     cell = [r for r in results if r["dataset"] == dataset and r["protocol"] == "filtered"]
     if not cell:
         raise DataError(f"no filtered results for {dataset!r}; run experiments/shallow_baselines.py first")
-    return max(cell, key=lambda r: (r["inner_cv_accuracy"], -len(json.dumps(r["best_params"]))))
+    return cell
 
 
-def model_card(winner: dict, n_tracks: int) -> str:
+def model_card(winner: dict, candidates: list[dict], n_tracks: int) -> str:
     params = ", ".join(f"{k}={v!r}" for k, v in winner["best_params"].items())
+    compared = "\n".join(
+        f"| {r['model']} | {r['search']} | {r['inner_cv_accuracy']:.3f} | {r['accuracy']:.3f} |"
+        for r in sorted(candidates, key=lambda r: -r["inner_cv_accuracy"])
+    )
     return f"""---
 license: mit
 library_name: sklearn
@@ -61,6 +65,12 @@ the filtered validation list ({winner["eval_description"]}):
 | macro-F1 | {winner["macro_f1"]:.3f} |
 | inner CV accuracy (train) | {winner["inner_cv_accuracy"]:.3f} |
 
+All candidates (inner CV chooses; valid is reported, not used):
+
+| model | search | inner CV accuracy | filtered valid accuracy |
+|---|---|---|---|
+{compared}
+
 Expect far lower accuracy on music unlike GTZAN (other eras, production, genres).
 
 ## Reproduce
@@ -73,7 +83,8 @@ python experiments/shallow_baselines.py --out_dir results/shallow
 
 def train_bundled(table_30s: str, results_json: str, out: str, dataset: str = "30s table") -> Path:
     results = json.loads(Path(results_json).read_text())
-    winner = select_filtered_winner(results, dataset)
+    candidates = filtered_candidates(results, dataset)
+    winner = pick_best(candidates)
     table = load_feature_table(table_30s)
     data = FeatureSet.from_table(table, "30s")
     rows = np.isin(filtered_part(data.tracks), ["train", "valid"])
@@ -87,4 +98,5 @@ def train_bundled(table_30s: str, results_json: str, out: str, dataset: str = "3
         "validation": {k: winner[k] for k in ("accuracy", "macro_f1", "n", "inner_cv_accuracy")},
     }
     model = ShallowModel(fitted, meta=meta)
-    return save_model(model, out, card=model_card(winner, int(rows.sum())))
+    meta["candidates"] = [{k: r[k] for k in ("model", "search", "inner_cv_accuracy", "accuracy")} for r in candidates]
+    return save_model(model, out, card=model_card(winner, candidates, int(rows.sum())))

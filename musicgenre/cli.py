@@ -8,23 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from musicgenre.errors import MusicGenreError
+from musicgenre.audio import DEFAULT_MAX_SECONDS
+from musicgenre.errors import MusicGenreError, describe_failure
 
 
 def _features(args: argparse.Namespace) -> int:
-    from musicgenre.data import find_audio_files
-    from musicgenre.table import extract_table
+    from musicgenre.table import extract_inputs
 
-    files = find_audio_files(args.inputs)
-    if not files:
-        raise MusicGenreError(f"no audio files found in {', '.join(args.inputs)}")
-    report = extract_table(files, args.out, args.segment_seconds, args.workers, progress=not args.no_progress)
-    print(
-        f"{args.out}: {report.written} files added, {report.skipped} already present, {len(report.failed)} unreadable",
-        file=sys.stderr,
-    )
-    for path, error in report.failed.items():
-        print(f"  unreadable: {path}: {error}", file=sys.stderr)
+    report = extract_inputs(args.inputs, args.out, args.segment_seconds, args.workers, progress=not args.no_progress)
+    print(report.summary(args.out), file=sys.stderr)
     return 0
 
 
@@ -37,8 +29,8 @@ def _predict(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             line = predict_file(model, path, max_seconds=args.max_seconds)
-        except MusicGenreError as exc:
-            line = {"file": path, "error": str(exc)}
+        except Exception as exc:  # reported on its own line; the other files still get classified
+            line = {"file": path, "error": describe_failure(exc)}
             failed += 1
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
@@ -78,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     path = Path(args.out or Path(tempfile.gettempdir()) / "musicgenre-demo.wav")
     sf.write(path, (0.4 * (beat + noise)).astype(np.float32), sr)
     print(f"wrote a 10-second synthetic clip to {path}; classifying it with the bundled model:", file=sys.stderr)
-    args.files, args.model, args.revision, args.max_seconds = [str(path)], "bundled", None, 600.0
+    args.files, args.model, args.revision, args.max_seconds = [str(path)], "bundled", None, DEFAULT_MAX_SECONDS
     status = _predict(args)
     print("classify your own music with: musicgenre predict FILE...", file=sys.stderr)
     return status
@@ -115,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", default="bundled", help="'bundled', a model folder, or a Hugging Face Hub id (default: bundled)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")
-    p.add_argument("--max-seconds", type=float, default=600.0, help="analyse at most this much of each file (default 600)")
+    p.add_argument(
+        "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
+    )
     p.set_defaults(func=_predict)
 
     p = sub.add_parser(

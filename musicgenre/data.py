@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from musicgenre.audio import AUDIO_EXTENSIONS
 from musicgenre.errors import DataError
 from musicgenre.features import FEATURE_COLUMNS
 
@@ -23,9 +24,13 @@ GENRES: tuple[str, ...] = (
     "reggae",
     "rock",
 )
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif")
 # GTZAN names tracks <genre>.NNNNN; 3-second segment rows add the segment index: blues.00000.3.wav
 _TRACK_RE = re.compile(r"^(?P<track>[a-z]+\.\d{5})(?:\.(?P<segment>\d+))?\.[A-Za-z0-9]+$")
+
+
+def default_shared_data() -> Path:
+    """``../shared/data`` beside a source checkout: the development copy of real GTZAN data."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def track_id(filename: str) -> str:

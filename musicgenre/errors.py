@@ -15,3 +15,10 @@ class DataError(MusicGenreError):
 
 class ModelError(MusicGenreError):
     """A model that cannot be found, loaded safely, or applied to the given features."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The message for one failed file in a batch: ours as written, anything else labelled unexpected."""
+    if isinstance(exc, MusicGenreError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
+from musicgenre.errors import AudioError
 from musicgenre.medfilt import median_filter_1d
 
 SAMPLE_RATE = 22050
@@ -80,7 +81,10 @@ def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     }
     tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=HOP_LENGTH)[0]
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
-    return _summarise(frames, tempo, mfcc)
+    out = _summarise(frames, tempo, mfcc)
+    if not np.all(np.isfinite(list(out.values()))):
+        raise AudioError("the audio's sample values are out of range (features are not finite)")
+    return out
 
 
 def extract_features_naive(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:

@@ -21,6 +21,7 @@ import numpy as np
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE
+from musicgenre.shallow import full_proba
 
 FORMAT = "musicgenre-shallow"
 CONFIG_NAME = "musicgenre.json"
@@ -47,9 +48,7 @@ class ShallowModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Rows of probabilities over ``labels`` for feature rows in FEATURE_COLUMNS order."""
-        probs = np.zeros((len(X), len(self.labels)))
-        probs[:, np.asarray(self.pipeline.classes_, dtype=int)] = self.pipeline.predict_proba(np.asarray(X, dtype=np.float64))
-        return probs
+        return full_proba(self.pipeline, X, len(self.labels))
 
 
 def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None = None) -> Path:
@@ -65,6 +64,7 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
         pipeline = model.pipeline
         estimator = pipeline.steps[-1][1]
         config = {
+            **model.meta,  # first: what is computed below always wins over stale loaded values
             "format": FORMAT,
             "version": 1,
             "labels": model.labels,
@@ -73,7 +73,6 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
             "window_seconds": model.window_seconds,
             "classes": [int(c) for c in pipeline.classes_],
             "xgboost": False,
-            **model.meta,
         }
         if type(estimator).__name__ == "XGBClassifier":
             estimator.save_model(tmp / XGB_NAME)
@@ -83,9 +82,13 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "README.md").write_text(card)
+        # Swap folders so that a crash at any point leaves the old or the new model, never none.
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
-            shutil.rmtree(folder)
+            os.replace(folder, old)
         os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -94,13 +97,21 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
 
 def load_model_folder(folder: str | os.PathLike) -> ShallowModel:
     """Load a folder written by :func:`save_model`, refusing any type not explicitly trusted."""
+    folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelError(f"{folder}: not a musicgenre model folder (no {CONFIG_NAME})")
+    try:
+        return _load_model_folder(folder)
+    except ModelError:
+        raise
+    except Exception as exc:  # a damaged download or hand-edited folder: say which, not where it broke
+        raise ModelError(f"{folder}: the model files are damaged or incomplete ({type(exc).__name__}: {exc})") from None
+
+
+def _load_model_folder(folder: Path) -> ShallowModel:
     import skops.io as sio
 
-    folder = Path(folder)
-    config_path = folder / CONFIG_NAME
-    if not config_path.is_file():
-        raise ModelError(f"{folder}: not a musicgenre model folder (no {CONFIG_NAME})")
-    config = json.loads(config_path.read_text())
+    config = json.loads((folder / CONFIG_NAME).read_text())
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
     if config.get("feature_columns") != FEATURE_COLUMNS:
@@ -146,13 +157,20 @@ def download_model(repo_id: str, revision: str | None = None, local_dir: str | N
     """snapshot_download with errors that say what to do (offline, missing repo)."""
     try:
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            HfHubHTTPError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
     except ImportError:
         raise ModelError("loading Hub models needs huggingface_hub: pip install huggingface_hub") from None
     try:
         return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir))
     except LocalEntryNotFoundError:
         raise ModelError(f"{repo_id}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)") from None
+    except HFValidationError as exc:
+        raise ModelError(f"{repo_id!r} is not a valid Hub model id ({exc})") from None
     except RepositoryNotFoundError:
         raise ModelError(f"{repo_id}: no such model repository on the Hugging Face Hub (or it is private)") from None
     except (HfHubHTTPError, OSError) as exc:

@@ -115,6 +115,13 @@ def suggest(name: str, trial) -> dict[str, Any]:
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
+def full_proba(pipe, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803
+    """Probabilities over all ``n_classes`` even if the training data lacked some class."""
+    probs = np.zeros((len(X), n_classes))
+    probs[:, np.asarray(pipe.classes_, dtype=int)] = pipe.predict_proba(np.asarray(X, dtype=np.float64))
+    return probs
+
+
 def make_pipeline(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> Pipeline:
     """log(var) -> scale -> estimator, with ``params`` for the estimator."""
     if name not in _FACTORIES:
@@ -139,8 +146,9 @@ def tune(
     def cv_accuracy(params: dict[str, Any]) -> float:
         pipe = make_pipeline(name, params, seed=seed)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return float(np.mean(cross_val_score(pipe, X, y, cv=folds, scoring="accuracy", n_jobs=n_jobs)))
+            warnings.simplefilter("ignore")  # failed fits (e.g. more neighbours than rows) score NaN below
+            scores = cross_val_score(pipe, X, y, cv=folds, scoring="accuracy", n_jobs=n_jobs, error_score=np.nan)
+        return 0.0 if np.isnan(scores).any() else float(np.mean(scores))
 
     if search == "grid":
         scored = [(cv_accuracy(p), i, p) for i, p in enumerate(ParameterGrid(GRIDS[name]))]

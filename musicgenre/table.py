@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicgenre.audio import load_audio, windows
-from musicgenre.data import label_from_path
-from musicgenre.errors import MusicGenreError
+from musicgenre.data import find_audio_files, label_from_path
+from musicgenre.errors import AudioError, MusicGenreError, describe_failure
 from musicgenre.features import SAMPLE_RATE, TABLE_COLUMNS, extract_features
 
 
@@ -32,7 +32,12 @@ def clip_rows(path: Path, segment_seconds: float | None = None) -> list[dict]:
     """Feature rows of one audio file (one row, or one per full segment)."""
     audio = load_audio(path, sr=SAMPLE_RATE)
     y = audio.samples
-    parts = windows(y, SAMPLE_RATE, segment_seconds, min_seconds=segment_seconds) if segment_seconds else [y]
+    parts = [y]
+    if segment_seconds:
+        size = int(round(segment_seconds * SAMPLE_RATE))
+        parts = [w for w in windows(y, SAMPLE_RATE, segment_seconds) if len(w) == size]  # full segments only
+        if not parts:
+            raise AudioError(f"{path.name}: shorter than one {segment_seconds:g}-second segment ({audio.seconds:.2f} s)")
     label = label_from_path(path)
     names = row_names(path, segment_seconds, len(parts))
     return [
@@ -45,8 +50,8 @@ def _worker(args: tuple[Path, float | None]) -> tuple[Path, list[dict] | None, s
     path, segment_seconds = args
     try:
         return path, clip_rows(path, segment_seconds), None
-    except MusicGenreError as exc:
-        return path, None, str(exc)
+    except Exception as exc:  # one bad file is reported and skipped, never fatal to the batch
+        return path, None, describe_failure(exc)
 
 
 def _init_worker() -> None:
@@ -75,6 +80,8 @@ def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
             writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,6 +93,25 @@ class ExtractionReport:
     written: int = 0
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self, out: str | os.PathLike) -> str:
+        lines = [f"{out}: {self.written} files added, {self.skipped} already present, {len(self.failed)} unreadable"]
+        lines += [f"  unreadable: {path}: {error}" for path, error in self.failed.items()]
+        return "\n".join(lines)
+
+
+def extract_inputs(
+    inputs: list[str],
+    out: str | os.PathLike,
+    segment_seconds: float | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ExtractionReport:
+    """Files and dataset folders to a feature table (what ``musicgenre features`` runs)."""
+    files = find_audio_files(inputs)
+    if not files:
+        raise MusicGenreError(f"no audio files found in {', '.join(map(str, inputs))}")
+    return extract_table(files, out, segment_seconds, workers, progress)
 
 
 def _results(

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from musicgenre.data import default_shared_data
+
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = default_shared_data()
 SR = 22050
 
 

@@ -137,3 +137,12 @@ def test_windows():
     assert len(windows(y[: 70 * SR], SR, 30.0)) == 2  # a 10 s tail (< half a window) is dropped
     assert len(windows(y[: 5 * SR], SR, 30.0)) == 1  # a short clip still gets its one window
     assert [len(w) for w in windows(y[: 10 * SR], SR, 3.0, min_seconds=3.0)] == [3 * SR] * 3
+
+
+def test_out_of_range_and_integer_samples(tmp_path):
+    loud = synth(2.0) * 1e20
+    sf.write(tmp_path / "huge.wav", loud, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match="out of range"):
+        load_audio(tmp_path / "huge.wav")
+    pcm = (synth(1.0) * 32767).astype(np.int16)
+    assert np.allclose(prepare_samples(pcm, SR), synth(1.0), atol=1e-4)  # int16 scaled to ±1

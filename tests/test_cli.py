@@ -9,11 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, write_audio
+import soundfile as sf
+from conftest import ROOT, SR, write_audio
 
-from musicgenre.data import GENRES
-from musicgenre.modelio import resolve_model
-from musicgenre.predict import predict_array
+from musicgenre.data import GENRES, load_feature_table
+from musicgenre.experiment import FeatureSet
+from musicgenre.modelio import ShallowModel, resolve_model, save_model
+from musicgenre.predict import predict_array, predict_file
+from musicgenre.shallow import make_pipeline
+from musicgenre.splits import filtered_part
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -31,10 +35,14 @@ def test_predict_real_long_and_bad_files(tmp_path, mini_clips):
     long = write_audio(tmp_path / "long song.flac", seconds=75.0)  # 3 windows: 30 + 30 + 15 s
     bad = tmp_path / "broken.mp3"
     bad.write_bytes(b"ID3" + bytes(300))
-    result = run_cli("predict", str(real), str(bad), str(long))
-    assert result.returncode == 1  # one file failed, after the others were done
+    huge = tmp_path / "huge.wav"
+    sf.write(huge, np.full(SR * 3, 1e20, dtype=np.float32), SR, subtype="FLOAT")
+    result = run_cli("predict", str(real), str(bad), str(huge), str(long))
+    assert result.returncode == 1  # files failed, after the others were done
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [x["file"] for x in lines] == [str(real), str(bad), str(long)]
+    assert [x["file"] for x in lines] == [str(real), str(bad), str(huge), str(long)]
+    assert "out of range" in lines[2]["error"]
+    lines.pop(2)
     _check_scores(lines[0])
     assert lines[0]["windows"] == 1
     assert "broken.mp3" in lines[1]["error"] and "scores" not in lines[1]
@@ -60,19 +68,31 @@ def test_truncation_is_reported(tmp_path):
     assert result.returncode == 0 and line["truncated"] is True and line["windows"] == 1
 
 
-def test_predict_in_memory_any_rate():
+def test_predict_in_memory_equals_predict_file(mini_clips):
     model = resolve_model("bundled")
-    rng = np.random.default_rng(0)
-    out = predict_array(model, rng.normal(0, 0.1, size=(2, 44100 * 4)).astype(np.float32), 44100)
-    assert list(out["scores"]) == list(GENRES)
+    clip = mini_clips[3]
+    samples, sr = sf.read(clip, dtype="float32")
+    from_memory = predict_array(model, np.stack([samples, samples], axis=1), sr)  # stereo in memory
+    from_file = predict_file(model, clip)
+    assert from_memory["genre"] == from_file["genre"]
+    assert np.allclose(list(from_memory["scores"].values()), list(from_file["scores"].values()), atol=1e-6)
 
 
-def test_evaluate_on_a_public_table(shared_data):
-    result = run_cli("evaluate", "--model", "bundled", "--features", str(shared_data / "features_30_sec.csv"))
+def test_evaluate_matches_library_scoring(shared_data, tmp_path):
+    """A model trained on the filtered train rows, scored by the CLI on the valid rows (out of sample)."""
+    table = load_feature_table(shared_data / "features_30_sec.csv")
+    part = filtered_part(table["track"])
+    data = FeatureSet.from_table(table, "30s")
+    pipe = make_pipeline("logreg", {"C": 0.3}).fit(data.X[part == "train"], data.y[part == "train"])
+    folder = save_model(ShallowModel(pipe), tmp_path / "model")
+    valid = tmp_path / "valid.csv"
+    table[part == "valid"].drop(columns="track").to_csv(valid, index=False)
+    result = run_cli("evaluate", "--model", str(folder), "--features", str(valid))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["n"] == 627 and 0 <= out["accuracy"] <= 1 and 0 <= out["macro_f1"] <= 1
-    assert np.array(out["confusion_matrix"]).sum() == 627
+    expected = float(np.mean(pipe.predict(data.X[part == "valid"]) == data.y[part == "valid"]))
+    assert out["n"] == 188 and out["accuracy"] == pytest.approx(expected)
+    assert np.trace(np.array(out["confusion_matrix"])) == round(expected * 188)
 
 
 def test_clear_errors_for_bad_models_and_tables(tmp_path):

@@ -161,3 +161,56 @@ def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
     model = load_model_folder(folder)
     assert model.meta["trained_on"] == "filtered train + valid: 622 tracks"
     assert "filtered valid" in (folder / "README.md").read_text()
+
+
+def filtered_like_segments() -> FeatureSet:
+    """Segment rows whose track ids are real filtered-split tracks (train and valid), 3 per track."""
+    from musicgenre.splits import filtered_split
+
+    split = filtered_split()
+    tracks = sorted(split["train"])[::4] + sorted(split["valid"])[::4]
+    rows = np.repeat(tracks, 3)
+    y = np.array([GENRES.index(t.split(".")[0]) for t in rows])
+    X = np.random.default_rng(0).normal(size=(len(rows), len(FEATURE_COLUMNS)))
+    return FeatureSet(X, y, rows, "3s")
+
+
+@pytest.mark.parametrize("protocol", ["random", "grouped", "filtered"])
+def test_no_split_leaks(protocol):
+    from musicgenre.experiment import plan_folds
+    from musicgenre.splits import filtered_part
+
+    data = filtered_like_segments()
+    folds = plan_folds(data, protocol, outer_folds=4, inner_folds=3, seed=0)
+    for fold in folds:
+        assert not set(fold.train) & set(fold.test)
+        for inner_train, inner_test in fold.inner:
+            assert set(inner_train) <= set(fold.train) and set(inner_test) <= set(fold.train)  # tuning never sees test rows
+            assert not set(inner_train) & set(inner_test)
+            if protocol != "random":
+                assert not set(data.tracks[inner_train]) & set(data.tracks[inner_test])
+        if protocol != "random":
+            assert not set(data.tracks[fold.train]) & set(data.tracks[fold.test])
+    if protocol == "filtered":
+        part = filtered_part(data.tracks)
+        assert set(part[folds[0].train]) == {"train"} and set(part[folds[0].test]) == {"valid"}
+        assert folds[0].inner_groups == "artist-proxy runs"
+    else:
+        assert sorted(np.concatenate([f.test for f in folds])) == list(range(len(data.y)))
+
+
+def test_damaged_model_folders_give_model_errors(data, tmp_path):
+    good = save_model(ShallowModel(make_pipeline("xgb", {"n_estimators": 5}).fit(data.X, data.y)), tmp_path / "m")
+    (good / "xgboost.json").unlink()
+    with pytest.raises(ModelError, match="damaged or incomplete"):
+        load_model_folder(good)
+    (good / "pipeline.skops").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="damaged or incomplete"):
+        load_model_folder(good)
+    (good / "musicgenre.json").write_text("{broken")
+    with pytest.raises(ModelError, match="damaged or incomplete"):
+        load_model_folder(good)
+    from musicgenre.modelio import resolve_model
+
+    with pytest.raises(ModelError, match="not a valid Hub model id"):
+        resolve_model("a b/c")

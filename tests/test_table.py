@@ -49,3 +49,16 @@ def test_no_audio_is_a_clear_error(tmp_path):
     result = _features(str(tmp_path), "--out", str(tmp_path / "t.csv"))
     assert result.returncode == 2
     assert "no audio files found" in result.stderr
+
+
+def test_three_second_table_resumes_and_reports_short_clips(tmp_path):
+    write_audio(tmp_path / "pop.00001.wav", seconds=7.0)
+    out = tmp_path / "t3.csv"
+    assert _features(str(tmp_path / "pop.00001.wav"), "--segment-seconds", "3", "--out", str(out)).returncode == 0
+    write_audio(tmp_path / "pop.00002.wav", seconds=6.5, seed=2)
+    write_audio(tmp_path / "pop.00003.wav", seconds=2.0, seed=3)  # shorter than one segment
+    again = _features(str(tmp_path), "--segment-seconds", "3", "--out", str(out))
+    assert "1 files added, 1 already present, 1 unreadable" in again.stderr
+    assert "pop.00003.wav: shorter than one 3-second segment" in again.stderr
+    names = pd.read_csv(out)["filename"].tolist()
+    assert names == ["pop.00001.0.wav", "pop.00001.1.wav", "pop.00002.0.wav", "pop.00002.1.wav"]
