@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from musicgenre.atomic import atomic_open
 
 
 def classification_metrics(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> dict:
@@ -80,18 +81,5 @@ def markdown_table(results: Sequence[dict]) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        f.write(json.dumps(obj, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Exact running median filters for HPSS, ~10x faster than ``scipy.ndimage.median_filter``.
+"""Exact running median filters for HPSS, ~7x faster than ``scipy.ndimage.median_filter``.
 
 HPSS spends most of its time in two 31-tap median filters over the magnitude spectrogram.
 scipy sorts every window from scratch; keeping one window sorted and sliding it costs

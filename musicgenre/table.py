@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicgenre.atomic import atomic_open
 from musicgenre.audio import load_audio, windows
 from musicgenre.data import find_audio_files, label_from_path
 from musicgenre.errors import AudioError, MusicGenreError, describe_failure
@@ -69,23 +69,11 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
-    """Write the whole table to a temporary file beside ``out``, then rename it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make the finished table private
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace the table at ``out`` with ``rows`` in one atomic step."""
+    with atomic_open(out, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 @dataclass
