@@ -54,10 +54,10 @@ fault-filtered split (Kereliuk, Sturm & Larsen 2015): trained on its train + val
 tracks ({n_tracks} tracks). The split's test tracks were never used.
 
 ## Selection and validation (filtered protocol, seed {winner["seed"]})
-Chosen among six model families x two searches by inner cross-validation on the train
-tracks (folds over runs of consecutive track numbers, i.e. whole artists); the validation
-list was not used to choose. Trained on the train tracks only, the same pipeline scores on
-the filtered validation list ({winner["eval_description"]}):
+Chosen among the {len(candidates)} tuned pipelines below by inner cross-validation on the train
+tracks ({winner["inner_folds"]} folds over {winner["inner_groups"]}: consecutive track numbers, i.e.
+whole artists); the validation list was not used to choose. Trained on the train tracks only,
+the chosen pipeline scores on the filtered validation list ({winner["eval_description"]}):
 
 | metric | value |
 |---|---|

@@ -281,6 +281,7 @@ def results_markdown(results: list[dict]) -> str:
         "Track acc.: 3-second segment probabilities averaged per track. Random 3-second rows are leaky "
         "(segments of one track on both sides).\n"
     ]
+    parts.append(headline_table(results))
     claim = claim_table(results)
     if claim:
         parts.append(claim)
@@ -322,3 +323,23 @@ def claim_table(results: list[dict]) -> str:
         "| model | search | 30 s (random) | 3 s random, segments (leaky) | 3 s random, tracks (leaky) "
         "| 3 s grouped, segments | 3 s grouped, tracks |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
+
+
+def headline_table(results: list[dict]) -> str:
+    """One row per (dataset, protocol): the pipeline chosen by inner CV, and the spread of all of them."""
+    lines = [
+        "| data | protocol | evaluated on | chosen by inner CV | accuracy | macro-F1 | all pipelines (min–max) | seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, protocol in STUDY:
+        cell = [r for r in results if r["dataset"] == dataset and r["protocol"] == protocol]
+        if not cell:
+            continue
+        best = pick_best(cell)
+        accs = [r["accuracy"] for r in cell]
+        scope = best["eval_description"] if protocol == "filtered" else best["train_description"]
+        lines.append(
+            f"| {dataset} | {protocol} | {scope} | {best['model']} ({best['search']}) | {best['accuracy']:.3f} "
+            f"| {best['macro_f1']:.3f} | {min(accs):.3f}–{max(accs):.3f} ({len(cell)}) | {best['seed']} |"
+        )
+    return "\n## Headline\n\n" + "\n".join(lines) + "\n"
