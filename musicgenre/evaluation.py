@@ -57,7 +57,7 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], title
     plt.close(fig)
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
@@ -74,8 +74,8 @@ def markdown_table(results: Sequence[dict]) -> str:
             f"{r['fold_accuracy_mean']:.3f} ± {r['fold_accuracy_std']:.3f}" if r.get("fold_accuracy_mean") is not None else "–"
         )
         lines.append(
-            f"| {r['model']} | {r['search']} | {r['input']} | {r['protocol']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} | "
-            f"{_fmt(r.get('track_accuracy'))} | {folds} | {r['train_description']} | {r['eval_description']} | {r['seed']} |"
+            f"| {r['model']} | {r['search']} | {r['input']} | {r['protocol']} | {fmt(r['accuracy'])} | {fmt(r['macro_f1'])} | "
+            f"{fmt(r.get('track_accuracy'))} | {folds} | {r['train_description']} | {r['eval_description']} | {r['seed']} |"
         )
     return head + "\n".join(lines) + "\n"
 
