@@ -27,6 +27,9 @@ class Arguments:
     out_dir: str = field(default="results/shallow", metadata={"help": "where results.json/.md and figures go"})
     models: list[str] = field(default_factory=lambda: ["svm", "logreg", "rf", "tree", "xgb", "knn"])
     searches: list[str] = field(default_factory=lambda: ["bayes", "grid"])
+    feature_sets: list[str] = field(
+        default_factory=lambda: ["invariant", "raw"], metadata={"help": "gain-invariant columns and/or the raw table"}
+    )
     n_trials: int = field(default=15, metadata={"help": "Optuna trials per tuning"})
     outer_folds: int = 5
     inner_folds: int = 3

@@ -19,6 +19,10 @@ from musicgenre.modelio import ShallowModel, save_model
 from musicgenre.shallow import make_pipeline
 from musicgenre.splits import filtered_part
 
+FEATURE_SET_TEXT = {
+    "invariant": "level-dependent columns replaced by gain-invariant ratios (`musicgenre.shallow.GainInvariant`)",
+    "raw": "all columns as they are",
+}
 COMMAND = "python experiments/train_bundled.py --results results/shallow/results.json --out musicgenre/bundled/shallow"
 
 
@@ -32,7 +36,7 @@ def filtered_candidates(results: list[dict], dataset: str = "30s table") -> list
 def model_card(winner: dict, candidates: list[dict], n_tracks: int) -> str:
     params = ", ".join(f"{k}={v!r}" for k, v in winner["best_params"].items())
     compared = "\n".join(
-        f"| {r['model']} | {r['search']} | {r['inner_cv_accuracy']:.3f} | {r['accuracy']:.3f} |"
+        f"| {r['model']} | {r['feature_set']} | {r['search']} | {r['inner_cv_accuracy']:.3f} | {r['accuracy']:.3f} |"
         for r in sorted(candidates, key=lambda r: -r["inner_cv_accuracy"])
     )
     return f"""---
@@ -43,8 +47,9 @@ metrics: [accuracy, f1]
 ---
 # musicgenre bundled model: {winner["model"]} on 30-second handcrafted features
 
-A scikit-learn pipeline (log of the variance columns, standard scaling, `{winner["model"]}` with {params})
-over the 57 features of the public GTZAN table (`musicgenre features`), applied to audio in
+A scikit-learn pipeline over the 57 features of the public GTZAN table (`musicgenre features`):
+{FEATURE_SET_TEXT[winner["feature_set"]]}, log of the variance columns, standard scaling, and
+`{winner["model"]}` with {params}. It is applied to audio in
 {30.0:g}-second windows whose probabilities are averaged. Saved with skops; `musicgenre predict`
 loads it without unpickling arbitrary code.
 
@@ -67,8 +72,8 @@ the chosen pipeline scores on the filtered validation list ({winner["eval_descri
 
 All candidates (inner CV chooses; valid is reported, not used):
 
-| model | search | inner CV accuracy | filtered valid accuracy |
-|---|---|---|---|
+| model | features | search | inner CV accuracy | filtered valid accuracy |
+|---|---|---|---|---|
 {compared}
 
 Expect far lower accuracy on music unlike GTZAN (other eras, production, genres).
@@ -88,9 +93,12 @@ def train_bundled(table_30s: str, results_json: str, out: str, dataset: str = "3
     table = load_feature_table(table_30s)
     data = FeatureSet.from_table(table, "30s")
     rows = np.isin(filtered_part(data.tracks), ["train", "valid"])
-    fitted = make_pipeline(winner["model"], winner["best_params"], winner["seed"]).fit(data.X[rows], data.y[rows])
+    fitted = make_pipeline(winner["model"], winner["best_params"], winner["seed"], winner["feature_set"]).fit(
+        data.X[rows], data.y[rows]
+    )
     meta = {
         "estimator": winner["model"],
+        "feature_set": winner["feature_set"],
         "search": winner["search"],
         "protocol": "filtered",
         "seed": winner["seed"],
@@ -98,5 +106,7 @@ def train_bundled(table_30s: str, results_json: str, out: str, dataset: str = "3
         "validation": {k: winner[k] for k in ("accuracy", "macro_f1", "n", "inner_cv_accuracy")},
     }
     model = ShallowModel(fitted, meta=meta)
-    meta["candidates"] = [{k: r[k] for k in ("model", "search", "inner_cv_accuracy", "accuracy")} for r in candidates]
+    meta["candidates"] = [
+        {k: r[k] for k in ("model", "feature_set", "search", "inner_cv_accuracy", "accuracy")} for r in candidates
+    ]
     return save_model(model, out, card=model_card(winner, candidates, int(rows.sum())))

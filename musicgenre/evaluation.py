@@ -64,19 +64,30 @@ def fmt(value: float | None) -> str:
 def markdown_table(results: Sequence[dict]) -> str:
     """One row per result; every row names its protocol, data size and seed."""
     head = (
-        "| model | search | input | protocol | accuracy | macro-F1 | track acc. | folds mean ± std "
+        "| model | features | search | input | protocol | accuracy | macro-F1 | track acc. | folds mean ± std "
         "| trained on | scored on | seed |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in results:
         folds = (
             f"{r['fold_accuracy_mean']:.3f} ± {r['fold_accuracy_std']:.3f}" if r.get("fold_accuracy_mean") is not None else "–"
         )
-        lines.append(
-            f"| {r['model']} | {r['search']} | {r['input']} | {r['protocol']} | {fmt(r['accuracy'])} | {fmt(r['macro_f1'])} | "
-            f"{fmt(r.get('track_accuracy'))} | {folds} | {r['train_description']} | {r['eval_description']} | {r['seed']} |"
-        )
+        cells = [
+            r["model"],
+            r["feature_set"],
+            r["search"],
+            r["input"],
+            r["protocol"],
+            fmt(r["accuracy"]),
+            fmt(r["macro_f1"]),
+            fmt(r.get("track_accuracy")),
+            folds,
+            r["train_description"],
+            r["eval_description"],
+            str(r["seed"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 

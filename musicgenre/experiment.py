@@ -12,6 +12,7 @@ bundled model) it is picked by the inner CV score, never by the score being repo
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def run_protocol(
     inner_folds: int = 3,
     seed: int = 0,
     n_jobs: int = -1,
+    feature_set: str = "invariant",
 ) -> dict:
     """Tune, fit and score ``model`` under ``protocol``; a JSON-ready result dict."""
     start = time.perf_counter()
@@ -130,14 +132,15 @@ def run_protocol(
         position = {row: i for i, row in enumerate(fold.train)}
         inner = [(np.array([position[r] for r in a]), np.array([position[r] for r in b])) for a, b in fold.inner]
         sub = data.subset(fold.train)
-        params, cv_score = tune(model, sub.X, sub.y, inner, search, n_trials, seed, n_jobs)
-        pipe = make_pipeline(model, params, seed).fit(sub.X, sub.y)
+        params, cv_score = tune(model, sub.X, sub.y, inner, search, n_trials, seed, n_jobs, feature_set)
+        pipe = make_pipeline(model, params, seed, feature_set).fit(sub.X, sub.y)
         probs[fold.test] = full_proba(pipe, data.X[fold.test], len(GENRES))
         fold_acc.append(float(np.mean(probs[fold.test].argmax(axis=1) == data.y[fold.test])))
         fold_params.append(params)
         inner_scores.append(cv_score)
     result: dict = {
         "model": model,
+        "feature_set": feature_set,
         "search": search,
         "input": data.input,
         "protocol": protocol,
@@ -178,8 +181,8 @@ def run_protocol(
 # Which (dataset, protocol) cells the shallow study runs. 30-second rows are one per track,
 # so "grouped" equals "random" there and is not repeated.
 STUDY = [
-    ("30s table", "random"),
     ("30s table", "filtered"),
+    ("30s table", "random"),
     ("30s audio", "random"),
     ("30s audio", "filtered"),
     ("3s audio", "random"),
@@ -207,10 +210,8 @@ def load_study_data(table_30s: str, audio_dir: str, work_dir: str, workers: int 
     return data
 
 
-def _same_run(result: dict, key: tuple, requested: dict) -> bool:
-    return (result["model"], result["search"], result["dataset"], result["protocol"], result["seed"]) == key and (
-        result.get("requested") == requested
-    )
+def _run_key(r: dict) -> tuple:
+    return r["model"], r["feature_set"], r["search"], r["dataset"], r["protocol"], r["seed"]
 
 
 def pick_best(cell: list[dict]) -> dict:
@@ -230,8 +231,9 @@ def run_all(
     inner_folds: int,
     seed: int,
     workers: int | None = None,
+    feature_sets: tuple[str, ...] = ("invariant",),
 ) -> list[dict]:
-    """Every model x search x study cell; resumable through ``out_dir/results.json``."""
+    """Every model x feature set x search x study cell; resumable through ``out_dir/results.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
@@ -246,27 +248,29 @@ def run_all(
             print(f"{dataset:10s} {protocol:8s} skipped: {exc}", flush=True)
             continue
         requested = {"n_trials": None, "outer_folds": outer_folds, "inner_folds": inner_folds, "rows": len(data[dataset].y)}
-        for model in models:
-            for search in searches:
-                req = {**requested, "n_trials": n_trials if search == "bayes" else None}
-                if any(_same_run(r, (model, search, dataset, protocol, seed), req) for r in results):
-                    continue
-                result = run_protocol(model, data[dataset], protocol, search, n_trials, outer_folds, inner_folds, seed)
-                result["dataset"] = dataset
-                results.append(result)
-                write_json_atomic(results_path, results)
-                print(
-                    f"{dataset:10s} {protocol:8s} {model:6s} {search:5s} accuracy {result['accuracy']:.3f} "
-                    f"(inner CV {result['inner_cv_accuracy']:.3f}; {result['eval_description']}; {result['seconds']} s)",
-                    flush=True,
-                )
+        for model, feature_set, search in itertools.product(models, feature_sets, searches):
+            req = {**requested, "n_trials": n_trials if search == "bayes" else None}
+            key = (model, feature_set, search, dataset, protocol, seed)
+            if any(_run_key(r) == key and r["requested"] == req for r in results):
+                continue
+            result = run_protocol(
+                model, data[dataset], protocol, search, n_trials, outer_folds, inner_folds, seed, feature_set=feature_set
+            )
+            result["dataset"] = dataset
+            results.append(result)
+            write_json_atomic(results_path, results)
+            print(
+                f"{dataset:10s} {protocol:8s} {model:6s} {feature_set:9s} {search:5s} accuracy {result['accuracy']:.3f} "
+                f"(inner CV {result['inner_cv_accuracy']:.3f}; {result['eval_description']}; {result['seconds']} s)",
+                flush=True,
+            )
     for dataset, protocol in STUDY:
         cell = [r for r in results if r["dataset"] == dataset and r["protocol"] == protocol]
         if cell:
             best = pick_best(cell)
-            name = f"confusion_{dataset.replace(' ', '_')}_{protocol}_{best['model']}_{best['search']}.png"
+            name = f"confusion_{dataset.replace(' ', '_')}_{protocol}.png"
             title = (
-                f"{best['model']} ({best['search']}; best inner CV), {dataset}, {protocol}: "
+                f"{best['model']} ({best['feature_set']}, {best['search']}; best inner CV), {dataset}, {protocol}: "
                 f"acc {best['accuracy']:.3f}, n={best['n']}, seed {best['seed']}"
             )
             plot_confusion(best["confusion_matrix"], best["labels"], title, out / name)
@@ -291,24 +295,27 @@ def results_markdown(results: list[dict]) -> str:
     return "".join(parts)
 
 
+def _pipeline(r: dict) -> tuple[str, str, str]:
+    return r["model"], r["feature_set"], r["search"]
+
+
 def claim_table(results: list[dict]) -> str:
     """The study's claim "3-second models beat 30-second ones", as usually measured and leak-free.
 
-    Same tracks on both sides (the audio folder's); one row per model and search, no picking.
+    Same tracks on both sides (the audio folder's); one row per pipeline, no picking.
     """
 
-    def find(dataset: str, protocol: str, model: str, search: str) -> dict | None:
-        key = (dataset, protocol, model, search)
-        return next((r for r in results if (r["dataset"], r["protocol"], r["model"], r["search"]) == key), None)
+    def find(dataset: str, protocol: str, pipeline: tuple) -> dict | None:
+        return next((r for r in results if (r["dataset"], r["protocol"], *_pipeline(r)) == (dataset, protocol, *pipeline)), None)
 
     rows = []
-    for model, search in dict.fromkeys((r["model"], r["search"]) for r in results):
-        r30 = find("30s audio", "random", model, search)
-        leaky, grouped = find("3s audio", "random", model, search), find("3s audio", "grouped", model, search)
+    for pipeline in dict.fromkeys(map(_pipeline, results)):
+        r30 = find("30s audio", "random", pipeline)
+        leaky, grouped = find("3s audio", "random", pipeline), find("3s audio", "grouped", pipeline)
         if not (r30 and leaky and grouped):
             continue
         rows.append(
-            f"| {model} | {search} | {r30['accuracy']:.3f} | {leaky['accuracy']:.3f} | {leaky['track_accuracy']:.3f} "
+            f"| {' | '.join(pipeline)} | {r30['accuracy']:.3f} | {leaky['accuracy']:.3f} | {leaky['track_accuracy']:.3f} "
             f"| {grouped['accuracy']:.3f} | {grouped['track_accuracy']:.3f} |"
         )
     if not rows:
@@ -320,8 +327,8 @@ def claim_table(results: list[dict]) -> str:
         f"Same {any30['n']} tracks; 30 s: {any30['train_description']}; 3 s: {any3['train_description']}; "
         f"seed {any3['seed']}. Segment accuracy scores each 3 s row; track accuracy averages a track's segment "
         "probabilities.\n\n"
-        "| model | search | 30 s (random) | 3 s random, segments (leaky) | 3 s random, tracks (leaky) "
-        "| 3 s grouped, segments | 3 s grouped, tracks |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| model | features | search | 30 s (random) | 3 s random, segments (leaky) | 3 s random, tracks (leaky) "
+        "| 3 s grouped, segments | 3 s grouped, tracks |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -339,9 +346,17 @@ def headline_table(results: list[dict]) -> str:
         best = pick_best(cell)
         accs = [r["accuracy"] for r in cell]
         scope = best["eval_description"] if protocol == "filtered" else best["train_description"]
-        lines.append(
-            f"| {dataset} | {protocol} | {scope} | {best['model']} ({best['search']}) | {best['accuracy']:.3f} "
-            f"| {best['macro_f1']:.3f} | {fmt(best.get('track_accuracy'))} | {min(accs):.3f}–{max(accs):.3f} ({len(cell)}) "
-            f"| {best['seed']} |"
-        )
+        chosen = f"{best['model']} ({best['feature_set']}, {best['search']})"
+        cells = [
+            dataset,
+            protocol,
+            scope,
+            chosen,
+            f"{best['accuracy']:.3f}",
+            f"{best['macro_f1']:.3f}",
+            fmt(best.get("track_accuracy")),
+            f"{min(accs):.3f}–{max(accs):.3f} ({len(cell)})",
+            str(best["seed"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n## Headline\n\n" + "\n".join(lines) + "\n"

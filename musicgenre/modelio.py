@@ -31,6 +31,7 @@ XGB_NAME = "xgboost.json"
 # and the plain-data helpers scikit-learn's CalibratedClassifierCV (the SVM's probabilities) keeps.
 TRUSTED_TYPES = [
     "musicgenre.shallow.LogVariance",
+    "musicgenre.shallow.GainInvariant",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 ]

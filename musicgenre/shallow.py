@@ -47,6 +47,38 @@ class LogVariance(TransformerMixin, BaseEstimator):
         return X
 
 
+# Columns whose value moves with the recording's level (gain), and level-free replacements.
+_LEVEL_DEPENDENT = ("rms_mean", "rms_var", "harmony_mean", "perceptr_mean", "harmony_var", "perceptr_var", "mfcc1_mean")
+_KEPT = [c for c in FEATURE_COLUMNS if c not in _LEVEL_DEPENDENT]
+INVARIANT_COLUMNS: list[str] = [*_KEPT, "rms_cv", "harmonic_ratio", "hpss_level"]
+_INVARIANT_LOG = tuple(i for i, c in enumerate(INVARIANT_COLUMNS) if c.endswith("_var") or c in ("rms_cv", "hpss_level"))
+FEATURE_SETS = ("invariant", "raw")
+
+
+class GainInvariant(TransformerMixin, BaseEstimator):
+    """Replace the level-dependent table columns by ratios that a change of gain leaves alone.
+
+    A clip's loudness says more about its mastering (its artist or album) than its genre, and a
+    microphone or upload sets an arbitrary level. Kept: every spectral, chroma, tempo and MFCC
+    column but mfcc1_mean (log energy). Added: rms_var / rms_mean^2 (loudness contrast),
+    harmony_var / (harmony_var + perceptr_var) (harmonic share) and (harmony_var + perceptr_var)
+    / rms_mean^2. Dropped too: harmony_mean and perceptr_mean, waveform means that are ~0 noise.
+    Stateless, so it cannot leak anything across folds.
+    """
+
+    def fit(self, X, y=None):  # noqa: N803
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X):  # noqa: N803
+        X = np.asarray(X, dtype=np.float64)
+        col = {c: X[:, i] for i, c in enumerate(FEATURE_COLUMNS)}
+        energy = col["rms_mean"] ** 2 + 1e-12
+        hpss = col["harmony_var"] + col["perceptr_var"] + 1e-12
+        extra = [col["rms_var"] / energy, col["harmony_var"] / hpss, hpss / energy]
+        return np.column_stack([col[c] for c in _KEPT] + extra)
+
+
 def _svm(C: float = 10.0, gamma: float | str = "scale", seed: int = 0):
     # SVC(probability=True) is deprecated in scikit-learn 1.9; this is its replacement.
     return CalibratedClassifierCV(SVC(C=C, gamma=gamma), ensemble=False, cv=3)
@@ -122,13 +154,17 @@ def full_proba(pipe, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803
     return probs
 
 
-def make_pipeline(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> Pipeline:
-    """log(var) -> scale -> estimator, with ``params`` for the estimator."""
+def make_pipeline(name: str, params: dict[str, Any] | None = None, seed: int = 0, feature_set: str = "invariant") -> Pipeline:
+    """[gain-invariant columns ->] log of variances -> scale -> estimator (with ``params``)."""
     if name not in _FACTORIES:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
-    return Pipeline(
-        [("logvar", LogVariance()), ("scale", StandardScaler()), ("model", _FACTORIES[name](seed=seed, **(params or {})))]
-    )
+    if feature_set == "invariant":
+        steps = [("gain", GainInvariant()), ("logvar", LogVariance(_INVARIANT_LOG))]
+    elif feature_set == "raw":
+        steps = [("logvar", LogVariance())]
+    else:
+        raise ValueError(f"unknown feature set {feature_set!r}; choose from {FEATURE_SETS}")
+    return Pipeline([*steps, ("scale", StandardScaler()), ("model", _FACTORIES[name](seed=seed, **(params or {})))])
 
 
 def tune(
@@ -140,11 +176,12 @@ def tune(
     n_trials: int = 30,
     seed: int = 0,
     n_jobs: int = -1,
+    feature_set: str = "invariant",
 ) -> tuple[dict[str, Any], float]:
     """Best estimator parameters by mean accuracy over ``folds`` (Optuna TPE or scikit-learn's full grid)."""
 
     def cv_accuracy(params: dict[str, Any]) -> float:
-        pipe = make_pipeline(name, params, seed=seed)
+        pipe = make_pipeline(name, params, seed=seed, feature_set=feature_set)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failed fits (e.g. more neighbours than rows) score NaN below
             scores = cross_val_score(pipe, X, y, cv=folds, scoring="accuracy", n_jobs=n_jobs, error_score=np.nan)

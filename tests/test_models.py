@@ -151,7 +151,7 @@ def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
     }
     assert json.loads((out / "results.json").read_text()) == results
     markdown = (out / "results.md").read_text()
-    assert markdown.count("| logreg | grid |") == len(results)
+    assert markdown.count("| logreg | invariant | grid | 3") == len(results)  # one detail row per result
     assert len(list(out.glob("confusion_*.png"))) == len(results)
     seg = next(r for r in results if r["dataset"] == "3s audio" and r["protocol"] == "grouped")
     assert seg["n"] == 300 and seg["n_tracks_scored"] == 30
@@ -214,3 +214,18 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
 
     with pytest.raises(ModelError, match="not a valid Hub model id"):
         resolve_model("a b/c")
+
+
+def test_gain_invariant_columns_ignore_the_recording_level():
+    from conftest import SR, synth
+
+    from musicgenre.features import extract_features
+    from musicgenre.shallow import INVARIANT_COLUMNS, GainInvariant
+
+    y = synth(6.0, seed=5)
+    rows = [[extract_features(y * gain, SR)[c] for c in FEATURE_COLUMNS] for gain in (1.0, 0.2)]
+    raw = np.array(rows)
+    inv = GainInvariant().fit(raw).transform(raw)
+    assert inv.shape == (2, len(INVARIANT_COLUMNS))
+    assert not np.allclose(raw[0], raw[1], rtol=0.01)  # the table's own columns do move with gain
+    assert np.allclose(inv[0], inv[1], rtol=0.01, atol=1e-6)
