@@ -20,7 +20,8 @@ from musicgenre.shallow import make_pipeline
 from musicgenre.splits import filtered_part
 
 FEATURE_SET_TEXT = {
-    "invariant": "level-dependent columns replaced by gain-invariant ratios (`musicgenre.shallow.GainInvariant`)",
+    "invariant": "the level-dependent columns replaced by gain-invariant ratios, 53 columns in all "
+    "(`musicgenre.shallow.GainInvariant`; this feature set was adopted after seeing validation-list scores)",
     "raw": "all columns as they are",
 }
 COMMAND = "python experiments/train_bundled.py --results results/shallow/results.json --out musicgenre/bundled/shallow"
@@ -48,7 +49,8 @@ metrics: [accuracy, f1]
 # musicgenre bundled model: {winner["model"]} on 30-second handcrafted features
 
 A scikit-learn pipeline over the 57 features of the public GTZAN table (`musicgenre features`):
-{FEATURE_SET_TEXT[winner["feature_set"]]}, log of the variance columns, standard scaling, and
+{FEATURE_SET_TEXT[winner["feature_set"]]}, log of the variance (and level-ratio) columns,
+standard scaling, and
 `{winner["model"]}` with {params}. It is applied to audio in
 {30.0:g}-second windows whose probabilities are averaged. Saved with skops; `musicgenre predict`
 loads it without unpickling arbitrary code.
@@ -61,8 +63,9 @@ tracks ({n_tracks} tracks). The split's test tracks were never used.
 ## Selection and validation (filtered protocol, seed {winner["seed"]})
 Chosen among the {len(candidates)} tuned pipelines below by inner cross-validation on the train
 tracks ({winner["inner_folds"]} folds over {winner["inner_groups"]}: consecutive track numbers, i.e.
-whole artists); the validation list was not used to choose. Trained on the train tracks only,
-the chosen pipeline scores on the filtered validation list ({winner["eval_description"]}):
+whole artists); the validation list was not used to choose among them (see the feature-set caveat
+above). Trained on the train tracks only, the chosen pipeline scores on the filtered validation
+list ({winner["eval_description"]}):
 
 | metric | value |
 |---|---|

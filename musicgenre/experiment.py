@@ -215,8 +215,12 @@ def _run_key(r: dict) -> tuple:
 
 
 def pick_best(cell: list[dict]) -> dict:
-    """The result a person would have chosen without seeing the reported score: best inner CV."""
-    return max(cell, key=lambda r: r["inner_cv_accuracy"])
+    """The result a person would have chosen without seeing the reported score: best inner CV.
+
+    Exact ties go to the simpler search space (grid), then by name, so the pick never depends
+    on the order results were computed in.
+    """
+    return max(cell, key=lambda r: (r["inner_cv_accuracy"], r["search"] == "grid", r["model"], r["feature_set"]))
 
 
 def run_all(
@@ -238,6 +242,8 @@ def run_all(
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else []
+    for r in results:
+        r.setdefault("feature_set", "raw")  # files from before feature sets existed used the raw columns
     data = load_study_data(table_30s, audio_dir, work_dir, workers)
     for dataset, protocol in STUDY:
         if dataset not in data:
@@ -257,15 +263,16 @@ def run_all(
                 model, data[dataset], protocol, search, n_trials, outer_folds, inner_folds, seed, feature_set=feature_set
             )
             result["dataset"] = dataset
-            results.append(result)
+            results = [r for r in results if _run_key(r) != key] + [result]  # a rerun with new settings replaces
             write_json_atomic(results_path, results)
             print(
                 f"{dataset:10s} {protocol:8s} {model:6s} {feature_set:9s} {search:5s} accuracy {result['accuracy']:.3f} "
                 f"(inner CV {result['inner_cv_accuracy']:.3f}; {result['eval_description']}; {result['seconds']} s)",
                 flush=True,
             )
+    shown = [r for r in results if r["seed"] == seed]  # reports compare pipelines of one seed
     for dataset, protocol in STUDY:
-        cell = [r for r in results if r["dataset"] == dataset and r["protocol"] == protocol]
+        cell = [r for r in shown if r["dataset"] == dataset and r["protocol"] == protocol]
         if cell:
             best = pick_best(cell)
             name = f"confusion_{dataset.replace(' ', '_')}_{protocol}.png"
@@ -274,7 +281,7 @@ def run_all(
                 f"acc {best['accuracy']:.3f}, n={best['n']}, seed {best['seed']}"
             )
             plot_confusion(best["confusion_matrix"], best["labels"], title, out / name)
-    (out / "results.md").write_text(results_markdown(results))
+    (out / "results.md").write_text(results_markdown(shown))
     return results
 
 

@@ -72,6 +72,8 @@ class GainInvariant(TransformerMixin, BaseEstimator):
 
     def transform(self, X):  # noqa: N803
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(FEATURE_COLUMNS):
+            raise ValueError(f"expected the {len(FEATURE_COLUMNS)} table feature columns, got shape {X.shape}")
         col = {c: X[:, i] for i, c in enumerate(FEATURE_COLUMNS)}
         energy = col["rms_mean"] ** 2 + 1e-12
         hpss = col["harmony_var"] + col["perceptr_var"] + 1e-12

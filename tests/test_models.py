@@ -223,9 +223,22 @@ def test_gain_invariant_columns_ignore_the_recording_level():
     from musicgenre.shallow import INVARIANT_COLUMNS, GainInvariant
 
     y = synth(6.0, seed=5)
-    rows = [[extract_features(y * gain, SR)[c] for c in FEATURE_COLUMNS] for gain in (1.0, 0.2)]
-    raw = np.array(rows)
+    gains = (1.0, 2.0, 0.2, 0.02)  # +6 dB to -34 dB
+    raw = np.array([[extract_features(y * g, SR)[c] for c in FEATURE_COLUMNS] for g in gains])
     inv = GainInvariant().fit(raw).transform(raw)
-    assert inv.shape == (2, len(INVARIANT_COLUMNS))
-    assert not np.allclose(raw[0], raw[1], rtol=0.01)  # the table's own columns do move with gain
-    assert np.allclose(inv[0], inv[1], rtol=0.01, atol=1e-6)
+    assert inv.shape == (len(gains), len(INVARIANT_COLUMNS))
+    assert not np.allclose(raw[0], raw[2], rtol=0.01)  # the table's own columns do move with gain
+    for row in inv[1:]:
+        assert np.allclose(row, inv[0], rtol=0.01, atol=1e-6)
+    with pytest.raises(ValueError, match="57 table feature columns"):
+        GainInvariant().fit(raw).transform(raw[:, :50])
+
+
+def test_feature_sets(data):
+    raw = make_pipeline("logreg", feature_set="raw").fit(data.X, data.y)
+    invariant = make_pipeline("logreg").fit(data.X, data.y)
+    assert [name for name, _ in raw.steps] == ["logvar", "scale", "model"]
+    assert [name for name, _ in invariant.steps] == ["gain", "logvar", "scale", "model"]
+    assert raw.named_steps["scale"].n_features_in_ == 57 and invariant.named_steps["scale"].n_features_in_ == 53
+    with pytest.raises(ValueError, match="unknown feature set"):
+        make_pipeline("logreg", feature_set="mel")
