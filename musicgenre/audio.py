@@ -126,7 +126,7 @@ def prepare_samples(y: np.ndarray, sr: int, target_sr: int | None = None, name: 
         raise AudioError(f"{name}: expected a 1-D or 2-D array of samples, got shape {y.shape}")
     if sr <= 0:
         raise AudioError(f"{name}: invalid sample rate {sr}")
-    if not np.all(np.isfinite(y)):
+    if not np.all(np.isfinite(y)):  # before resampling: librosa refuses non-finite input with its own error
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:
         y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)

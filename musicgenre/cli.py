@@ -57,23 +57,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Synthesise a short drum-and-bass-line clip, save it, and classify it with the bundled model."""
+    """Write a synthetic clip and classify it with the bundled model: a smoke test of the whole chain."""
     import tempfile
 
-    import numpy as np
     import soundfile as sf
 
-    sr = 22050
-    t = np.arange(int(10 * sr)) / sr
-    beat = (np.sin(2 * np.pi * 60 * t) * np.exp(-8 * (t % 0.5))) + 0.3 * np.sign(np.sin(2 * np.pi * 110 * t)) * (t % 1 < 0.5)
-    noise = np.random.default_rng(0).normal(0, 0.05, t.size) * np.exp(-30 * ((t + 0.25) % 0.5))
+    from musicgenre.example import example_clip
+    from musicgenre.modelio import resolve_model
+    from musicgenre.predict import predict_file
+
     path = Path(args.out or Path(tempfile.gettempdir()) / "musicgenre-demo.wav")
-    sf.write(path, (0.4 * (beat + noise)).astype(np.float32), sr)
+    sf.write(path, example_clip(10.0), 22050)
     print(f"wrote a 10-second synthetic clip to {path}; classifying it with the bundled model:", file=sys.stderr)
-    args.files, args.model, args.revision, args.max_seconds = [str(path)], "bundled", None, DEFAULT_MAX_SECONDS
-    status = _predict(args)
+    print(json.dumps(predict_file(resolve_model("bundled"), path)))
     print("classify your own music with: musicgenre predict FILE...", file=sys.stderr)
-    return status
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

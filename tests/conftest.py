@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from musicgenre.data import default_shared_data
+from musicgenre.example import example_clip
 
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,13 +36,8 @@ def mini_clips(shared_data: Path) -> list[Path]:
 
 
 def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.ndarray:
-    """A music-like test signal: a decaying kick every half second, a bass line and hi-hat noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    kick = np.sin(2 * np.pi * 55 * t) * np.exp(-10 * (t % 0.5))
-    bass = 0.3 * np.sin(2 * np.pi * (110 + 55 * (np.floor(t) % 3)) * t)
-    hats = rng.normal(0, 0.1, t.size) * np.exp(-40 * ((t + 0.25) % 0.5))
-    y = (0.4 * (kick + bass + hats)).astype(np.float32)
+    """The library's example clip, optionally as ``(n, channels)`` with a different gain per channel."""
+    y = example_clip(seconds, sr, seed)
     if channels > 1:
         y = np.stack([y * (0.5 + 0.5 * c / channels) for c in range(channels)], axis=1)
     return y

@@ -40,6 +40,13 @@ def test_stereo_downmix_and_resample(tmp_path):
     assert resampled.sample_rate == 16000 and abs(len(resampled.samples) - 32000) <= 1
 
 
+def test_nan_in_memory_is_our_error_even_when_resampling():
+    y = synth(1.0)
+    y[10] = np.nan
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        prepare_samples(y, 44100, target_sr=SR)
+
+
 def test_six_channels_in_memory_are_downmixed():
     y = synth(1.0, channels=6)
     assert prepare_samples(y, SR).shape == (SR,)
