@@ -1,4 +1,4 @@
-"""Six tuned shallow models on 30-second and 3-second features, under every protocol.
+"""Seven tuned shallow models (the study's six plus LDA) on 30-second and 3-second features, under every protocol.
 
     python experiments/shallow_baselines.py --out_dir results/shallow
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from musicgenre.args import parse_dataclasses
 from musicgenre.data import default_shared_data
 from musicgenre.experiment import run_all
+from musicgenre.shallow import MODELS
 
 SHARED = default_shared_data()
 
@@ -25,7 +26,7 @@ class Arguments:
     audio_dir: str = field(default=str(SHARED / "gtzan_mini"), metadata={"help": "GTZAN audio folder for 3-second features"})
     work_dir: str = field(default="work", metadata={"help": "cache for extracted feature tables"})
     out_dir: str = field(default="results/shallow", metadata={"help": "where results.json/.md and figures go"})
-    models: list[str] = field(default_factory=lambda: ["svm", "logreg", "rf", "tree", "xgb", "knn"])
+    models: list[str] = field(default_factory=lambda: list(MODELS), metadata={"help": f"any of {MODELS}"})
     searches: list[str] = field(default_factory=lambda: ["bayes", "grid"])
     feature_sets: list[str] = field(
         default_factory=lambda: ["invariant", "raw"], metadata={"help": "gain-invariant columns and/or the raw table"}

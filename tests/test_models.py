@@ -93,7 +93,7 @@ class Untrusted(TransformerMixin, BaseEstimator):
         return X
 
 
-@pytest.mark.parametrize("name", ["svm", "xgb"])
+@pytest.mark.parametrize("name", ["svm", "xgb", "lda"])
 def test_save_and_load_round_trip(name, data, tmp_path):
     model = ShallowModel(make_pipeline(name, {"n_estimators": 20} if name == "xgb" else {}, seed=0).fit(data.X, data.y))
     folder = save_model(model, tmp_path / name, card="# card\n")
