@@ -52,7 +52,8 @@ def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, fl
             limit = int(math.ceil(max_seconds * rate)) + 1
             data = f.read(frames=limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path.name}: not a readable audio file ({exc})") from None
+        reason = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("Error opening :", "").strip()
+        raise AudioError(f"{path.name}: not a readable audio file ({reason})") from None
     seconds = total / rate if total else None
     return np.mean(data, axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0], rate, seconds
 
@@ -86,7 +87,7 @@ def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
     except subprocess.TimeoutExpired:
         raise AudioError(f"{path.name}: ffmpeg took more than 10 minutes to decode it") from None
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = proc.stderr.decode(errors="replace").replace(f"{path}: ", "").strip().splitlines()
         raise AudioError(f"{path.name}: ffmpeg could not decode it ({detail[-1] if detail else 'no detail'})")
     return np.frombuffer(proc.stdout, dtype="<f4").copy()
 

@@ -40,9 +40,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from musicgenre.data import load_feature_table
     from musicgenre.evaluation import classification_metrics
     from musicgenre.features import FEATURE_COLUMNS
-    from musicgenre.modelio import resolve_model
+    from musicgenre.modelio import ShallowModel, resolve_model
 
     model = resolve_model(args.model, args.revision)
+    if not isinstance(model, ShallowModel):
+        raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
     table = load_feature_table(args.features)
     if "label" not in table.columns:
         raise MusicGenreError(f"{args.features}: no 'label' column to evaluate against")
@@ -103,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and the probabilities averaged. Exit status 1 if any file could not be classified.",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--model", default="bundled", help="'bundled', a model folder, or a Hugging Face Hub id (default: bundled)")
+    p.add_argument(
+        "--model",
+        default="bundled",
+        help="'bundled', a model folder (ours or a transformers audio-classification checkpoint), or a Hugging Face Hub id "
+        "(default: bundled)",
+    )
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"

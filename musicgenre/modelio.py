@@ -3,7 +3,8 @@
 A model is a folder: ``musicgenre.json`` (labels, features, audio window), the scikit-learn
 pipeline as ``pipeline.skops`` and, for XGBoost, the booster as ``xgboost.json``; plus a
 ``README.md`` model card. skops refuses to build any type we have not allowed, so a
-downloaded model cannot run code on load (unlike a pickle).
+downloaded model cannot run code on load (unlike a pickle). ``resolve_model`` also accepts
+transformers checkpoints (safetensors weights), loaded by ``musicgenre.transformer_model``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE
+from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
 from musicgenre.shallow import full_proba
+
+if TYPE_CHECKING:
+    from musicgenre.predict import GenreModel
 
 FORMAT = "musicgenre-shallow"
 CONFIG_NAME = "musicgenre.json"
@@ -50,6 +55,11 @@ class ShallowModel:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Rows of probabilities over ``labels`` for feature rows in FEATURE_COLUMNS order."""
         return full_proba(self.pipeline, X, len(self.labels))
+
+    def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
+        """One probability row per window of mono audio at ``sample_rate``: the table's features, then the pipeline."""
+        rows = [extract_features(part, self.sample_rate) for part in parts]
+        return self.predict_proba(np.array([[r[c] for c in FEATURE_COLUMNS] for r in rows]))
 
 
 def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None = None) -> Path:
@@ -140,21 +150,70 @@ def bundled_model_path() -> Path:
     return Path(str(resources.files("musicgenre") / "bundled" / "shallow"))
 
 
-def resolve_model(spec: str = "bundled", revision: str | None = None) -> ShallowModel:
-    """``bundled``, a local folder, or a Hugging Face Hub model id (downloaded to the cache)."""
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers, decided in seconds (its loaders retry for ~45 s)."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        urllib.request.urlopen(constants.ENDPOINT, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered, if only with an error status
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _hub_file(repo_id: str, filename: str, revision: str | None, online: bool) -> bool:
+    """Whether Hub repo ``repo_id`` has ``filename`` (online), or has it in the local cache (offline)."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        if not online:
+            return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+        hf_hub_download(repo_id, filename, revision=revision)
+    except HFValidationError as exc:
+        raise ModelError(f"{repo_id!r} is not a valid Hub model id ({exc})") from None
+    except (EntryNotFoundError, RepositoryNotFoundError):
+        return False  # not one of ours; transformers gives the precise error if it is nothing at all
+    except (HfHubHTTPError, OSError) as exc:
+        raise ModelError(f"{repo_id}: download failed ({exc})") from None
+    return True
+
+
+def resolve_model(spec: str = "bundled", revision: str | None = None, online: bool | None = None) -> GenreModel:
+    """``bundled``, a local folder or a Hub model id: our shallow format or a transformers checkpoint.
+
+    ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
+    the local cache, so an unreachable Hub costs seconds, not a minute of retries.
+    """
+    from musicgenre.transformer_model import is_transformers_folder, load_transformer_model
+
     if spec in ("bundled", "bundled:shallow"):
         path = bundled_model_path()
         if not (path / CONFIG_NAME).is_file():
             raise ModelError("the bundled model is missing from this installation (run experiments/train_bundled.py)")
         return load_model_folder(path)
     if Path(spec).exists():
-        return load_model_folder(spec)
+        if (Path(spec) / CONFIG_NAME).is_file() or not is_transformers_folder(spec):
+            return load_model_folder(spec)
+        return load_transformer_model(spec, revision, local_files_only=True)
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
-        return load_model_folder(download_model(spec, revision))
+        online = hub_reachable() if online is None else online
+        if _hub_file(spec, CONFIG_NAME, revision, online):
+            return load_model_folder(download_model(spec, revision, local_files_only=not online))
+        return load_transformer_model(spec, revision, local_files_only=not online)
     raise ModelError(f"no model {spec!r}: not 'bundled', an existing folder, or a Hub id like 'owner/name'")
 
 
-def download_model(repo_id: str, revision: str | None = None, local_dir: str | None = None) -> Path:
+def download_model(
+    repo_id: str, revision: str | None = None, local_dir: str | None = None, local_files_only: bool = False
+) -> Path:
     """snapshot_download with errors that say what to do (offline, missing repo)."""
     try:
         from huggingface_hub import snapshot_download
@@ -167,7 +226,7 @@ def download_model(repo_id: str, revision: str | None = None, local_dir: str | N
     except ImportError:
         raise ModelError("loading Hub models needs huggingface_hub: pip install huggingface_hub") from None
     try:
-        return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir))
+        return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir, local_files_only=local_files_only))
     except LocalEntryNotFoundError:
         raise ModelError(f"{repo_id}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)") from None
     except HFValidationError as exc:

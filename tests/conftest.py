@@ -35,6 +35,41 @@ def mini_clips(shared_data: Path) -> list[Path]:
     return clips
 
 
+@pytest.fixture(scope="session")
+def tiny_hubert(tmp_path_factory) -> Path:
+    """A randomly initialised, tiny HuBERT genre classifier saved like a fine-tuned checkpoint.
+
+    No pretrained DistilHuBERT weights can be downloaded here; this exercises exactly the code
+    path a real checkpoint takes (config with id2label, feature extractor, safetensors weights).
+    """
+    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+    from musicgenre.data import GENRES
+
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32),
+        conv_stride=(10, 8, 4),
+        conv_kernel=(10, 8, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        classifier_proj_size=16,
+        feat_extract_norm="group",
+        id2label=dict(enumerate(GENRES)),
+        label2id={g: i for i, g in enumerate(GENRES)},
+    )
+    folder = tmp_path_factory.mktemp("tiny-hubert")
+    import torch
+
+    torch.manual_seed(0)
+    HubertForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=False).save_pretrained(folder)
+    return folder
+
+
 def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.ndarray:
     """The library's example clip, optionally as ``(n, channels)`` with a different gain per channel."""
     y = example_clip(seconds, sr, seed)

@@ -1,0 +1,178 @@
+"""What the app serves: models loaded once at start-up, and one clip analysed by one or all of them.
+
+The Gradio UI (``app.py``) only lays out what ``analyse`` returns. Everything here is plain
+Python, so the app's behaviour is unit-tested without a server, and usable from a notebook.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_samples
+from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
+from musicgenre.modelio import hub_reachable, resolve_model
+from musicgenre.predict import GenreModel, summarise, window_probabilities
+
+log = logging.getLogger(__name__)
+
+# The Hugging Face audio course's DistilHuBERT fine-tuned on GTZAN (0.83 on its random split).
+DEFAULT_MODEL_ID = "sanchit-gandhi/distilhubert-finetuned-gtzan"
+BUNDLED_NAME = "bundled (handcrafted features)"
+MEL_SAMPLE_RATE = 22050
+
+
+@dataclass
+class ModelSet:
+    """The models the app serves, by display name in display order, and what could not be loaded."""
+
+    models: dict[str, GenreModel]
+    notices: list[str] = field(default_factory=list)
+
+    def select(self, name: str | None) -> dict[str, GenreModel]:
+        """All models for ``None``/"all", else the one named (a ModelError names the choices)."""
+        if name in (None, "", "all"):
+            return dict(self.models)
+        if name not in self.models:
+            raise ModelError(f"no model {name!r}; choose one of {list(self.models)} or 'all'")
+        return {name: self.models[name]}
+
+    def warm_up(self) -> None:
+        """Run every model once on a short synthetic clip, so the first visitor does not pay for JIT compilation."""
+        from musicgenre.example import example_clip
+
+        clip = example_clip(2.0, MEL_SAMPLE_RATE)
+        for model in self.models.values():
+            window_probabilities(model, prepare_samples(clip, MEL_SAMPLE_RATE, model.sample_rate))
+
+    def describe(self) -> list[dict]:
+        """Name, labels, window and provenance of each model (what an API user needs to choose one)."""
+        keys = ("estimator", "feature_set", "model_type", "architecture", "source", "trained_on", "validation")
+        return [
+            {"name": n, "labels": m.labels, "window_seconds": m.window_seconds, **{k: m.meta[k] for k in keys if k in m.meta}}
+            for n, m in self.models.items()
+        ]
+
+
+def _display_name(spec: str, model: GenreModel) -> str:
+    kind = model.meta.get("model_type") or model.meta.get("estimator") or "model"
+    return f"{kind}: {Path(spec).name if os.path.isdir(spec) else spec}"
+
+
+def load_models(
+    model_id: str | None = DEFAULT_MODEL_ID, extra: list[str] | tuple[str, ...] = (), bundled: bool = True
+) -> ModelSet:
+    """Load the Hub model ``model_id``, the bundled model and ``extra`` folders/ids; never fail on one of them.
+
+    A model that cannot be loaded (no network, bad folder) becomes a notice the app shows; the
+    app serves whatever did load. Only if nothing loads is that an error.
+    """
+    models: dict[str, GenreModel] = {}
+    notices: list[str] = []
+    specs = [s for s in [model_id, *extra] if s]
+    online = hub_reachable() if any(not os.path.exists(s) for s in specs) else False
+    if not online and any(not os.path.exists(s) for s in specs):
+        notices.append("The Hugging Face Hub cannot be reached (offline): Hub models are served only if already cached.")
+    for spec in specs[:1]:
+        _add(models, notices, spec, online)
+    if bundled:
+        _add(models, notices, "bundled", online, BUNDLED_NAME)
+    for spec in specs[1:]:
+        _add(models, notices, spec, online)
+    if not models:
+        raise ModelError("no model could be loaded: " + " ".join(notices))
+    return ModelSet(models, notices)
+
+
+def _add(models: dict, notices: list[str], spec: str, online: bool, name: str | None = None) -> None:
+    try:
+        model = resolve_model(spec, online=online)
+    except ModelError as exc:
+        log.warning("model not loaded: %s", exc)
+        notices.append(f"Not loaded: {exc}")
+        return
+    models[name or _display_name(spec, model)] = model
+
+
+@dataclass
+class ModelResult:
+    """One model's answer for one clip: per-window probabilities and how long it took."""
+
+    name: str
+    labels: list[str]
+    window_probs: np.ndarray
+    window_seconds: float
+    seconds: float
+
+    @property
+    def window_starts(self) -> np.ndarray:
+        return np.arange(len(self.window_probs)) * self.window_seconds
+
+    def to_dict(self) -> dict:
+        return {"model": self.name, **summarise(self.labels, self.window_probs), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Analysis:
+    """A clip, as analysed: its duration, whether it was cut, and each model's result."""
+
+    source: str
+    duration: float
+    truncated: bool
+    original_seconds: float | None
+    max_seconds: float
+    results: list[ModelResult]
+    samples: np.ndarray = field(repr=False)
+    sample_rate: int = MEL_SAMPLE_RATE
+
+    def to_dict(self) -> dict:
+        out = {
+            "duration_seconds": round(self.duration, 3),
+            "truncated": self.truncated,
+            "results": [r.to_dict() for r in self.results],
+        }
+        if self.truncated:
+            out["notice"] = self.truncation_notice()
+        return out
+
+    def truncation_notice(self) -> str:
+        length = f"{self.original_seconds:.0f} s" if self.original_seconds else "longer"
+        return f"The recording ({length}) was cut to its first {self.max_seconds:g} s; only that part was analysed."
+
+
+def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds: float = DEFAULT_MAX_SECONDS) -> Analysis:
+    """Decode ``path`` once (at most ``max_seconds``) and run every model on all of its windows."""
+    audio = load_audio(path, sr=None, max_seconds=max_seconds)
+    results = []
+    for name, model in models.items():
+        start = time.perf_counter()
+        samples = prepare_samples(audio.samples, audio.sample_rate, model.sample_rate, name=Path(path).name)
+        probs = window_probabilities(model, samples)
+        results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
+    return Analysis(
+        str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples, audio.sample_rate
+    )
+
+
+def ordered_scores(result: ModelResult) -> dict[str, float]:
+    """Mean probabilities keyed by label, the ten GTZAN genres first in their usual order."""
+    scores = summarise(result.labels, result.window_probs)["scores"]
+    order = [g for g in GENRES if g in scores] + [label for label in scores if label not in GENRES]
+    return {label: scores[label] for label in order}
+
+
+def mel_spectrogram_db(samples: np.ndarray, sr: int, n_mels: int = 128) -> tuple[np.ndarray, int, int]:
+    """Log-mel spectrogram (dB re max) of a clip for display, at 22,050 Hz; returns (S_db, sr, hop)."""
+    import librosa
+
+    if sr != MEL_SAMPLE_RATE:
+        samples = librosa.resample(samples, orig_sr=sr, target_sr=MEL_SAMPLE_RATE)
+    hop = 512 if len(samples) <= 120 * MEL_SAMPLE_RATE else 2048  # long clips: fewer columns to draw
+    mel = librosa.feature.melspectrogram(y=samples, sr=MEL_SAMPLE_RATE, n_mels=n_mels, hop_length=hop)
+    return librosa.power_to_db(mel, ref=np.max), MEL_SAMPLE_RATE, hop

@@ -1,0 +1,192 @@
+"""The app as its users meet it: a real server on 127.0.0.1, called through gradio_client and a real browser.
+
+The server runs offline (HF_HUB_OFFLINE=1) with its default MODEL_ID, which cannot load here, so it
+also shows the offline notice; it serves the bundled model and the tiny random HuBERT checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_audio
+
+from musicgenre.data import GENRES
+from musicgenre.serving import BUNDLED_NAME, DEFAULT_MODEL_ID
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_hubert, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("app") / "server.log"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    env.pop("MODEL_ID", None)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--models", str(tiny_hubert)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the app did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "wav": write_audio(folder / "song.wav", seconds=50.0, channels=2),  # two 30 s windows (30 + 20)
+        "mp3": write_audio(folder / "song.mp3", seconds=12.0, seed=1),
+    }
+
+
+def _check(result: dict, names: list[str]) -> None:
+    assert [r["model"] for r in result["results"]] == names
+    for r in result["results"]:
+        assert list(r["scores"]) == list(GENRES)
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert r["genre"] == max(r["scores"], key=r["scores"].get)
+
+
+def test_models_endpoint_reports_the_offline_start(client, tiny_hubert):
+    info = client.predict(api_name="/models")
+    assert [m["name"] for m in info["models"]] == [BUNDLED_NAME, f"hubert: {tiny_hubert.name}"]
+    assert any(DEFAULT_MODEL_ID in n and "cannot be reached" in n for n in info["notices"])
+
+
+def test_wav_mp3_bad_file_then_good_file_again(client, clips, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    names = [m["name"] for m in client.predict(api_name="/models")["models"]]
+    wav = client.predict(handle_file(clips["wav"]), "all", api_name="/predict")
+    _check(wav, names)
+    assert wav["duration_seconds"] == pytest.approx(50.0) and [r["windows"] for r in wav["results"]] == [2, 2]
+    mp3 = client.predict(handle_file(clips["mp3"]), BUNDLED_NAME, api_name="/predict")
+    _check(mp3, [BUNDLED_NAME])
+
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("these are my notes, not music\n" * 40)
+    with pytest.raises(AppError, match="not a readable audio file"):
+        client.predict(handle_file(bad), "all", api_name="/predict")
+    with pytest.raises(AppError, match="choose one of"):
+        client.predict(handle_file(clips["mp3"]), "no such model", api_name="/predict")
+
+    _check(client.predict(handle_file(clips["wav"]), "all", api_name="/predict"), names)  # still serving
+
+
+def test_concurrent_requests_share_the_models(client, clips):
+    from gradio_client import handle_file
+
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(client.predict, handle_file(clips["mp3"]), "all", api_name="/predict") for _ in range(4)]
+        results = [job.result(timeout=300) for job in jobs]
+    assert all(_same_scores(r, results[0]) for r in results)  # the same answers as one at a time would give
+
+
+def _same_scores(a: dict, b: dict) -> bool:
+    return all(x["scores"] == pytest.approx(y["scores"], abs=1e-9) for x, y in zip(a["results"], b["results"], strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
+def test_browser_upload_classify_and_bad_file(server, clips, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF" + bytes(64))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(server)
+            expect(page.locator("#header")).to_contain_text("cannot be reached")  # the offline notice is visible
+
+            page.locator("#audio input[type=file]").set_input_files(str(clips["wav"]))
+            page.locator("#classify").click()
+            labels = page.locator(".genre-label")
+            expect(labels.first).to_be_visible(timeout=120_000)
+            expect(page.locator("#summary")).to_contain_text("Analysed 50.0 s", timeout=120_000)
+            shown = [labels.nth(i).inner_text() for i in range(labels.count()) if labels.nth(i).is_visible()]
+            assert len(shown) == 2  # all models, side by side
+            for text in shown:
+                top = text.split("\n")[1].strip()  # the label's heading line: the predicted genre
+                assert top in GENRES
+            page.screenshot(path=str(ARTIFACTS / "app-classified.png"), full_page=True)
+
+            page.locator("#audio button[aria-label='Clear']").first.click()
+            page.locator("#audio input[type=file]").set_input_files(str(bad))
+            page.locator("#classify").click()
+            expect(page.locator("#summary")).to_contain_text("not a readable audio file", timeout=60_000)
+            assert not any(labels.nth(i).is_visible() for i in range(labels.count()))  # the old results are gone
+            page.screenshot(path=str(ARTIFACTS / "app-bad-file.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _names(requirements: list[str]) -> dict[str, str]:
+    out = {}
+    for line in requirements:
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0]
+            out[name.lower().replace("_", "-")] = line
+    return out
+
+
+def test_space_files_agree_with_the_package():
+    """The Space installs requirements.txt, pip installs pyproject.toml: the same packages and pins."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    space = _names((ROOT / "requirements.txt").read_text().splitlines())
+    package = _names(project["dependencies"])
+    assert space == package
+    readme = (ROOT / "README.md").read_text()
+    front = readme.split("---")[1]
+    gradio_pin = package["gradio"].split("==")[1]
+    assert f"sdk_version: {gradio_pin}" in front and "sdk: gradio" in front and "app_file: app.py" in front
+    assert DEFAULT_MODEL_ID in front
+    assert (ROOT / "packages.txt").read_text().split() == ["ffmpeg"]

@@ -1,0 +1,92 @@
+"""The functions behind the app: loading the served models, analysing one clip with one or all of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SR, write_audio
+
+from musicgenre.data import GENRES
+from musicgenre.errors import AudioError, ModelError
+from musicgenre.serving import BUNDLED_NAME, DEFAULT_MODEL_ID, analyse, load_models, mel_spectrogram_db, ordered_scores
+
+
+@pytest.fixture(scope="module")
+def models(tiny_hubert):
+    served = load_models(DEFAULT_MODEL_ID, [str(tiny_hubert)])
+    served.warm_up()
+    return served
+
+
+def test_offline_start_serves_what_it_has_and_says_why(models, tiny_hubert):
+    names = list(models.models)
+    assert names == [BUNDLED_NAME, f"hubert: {tiny_hubert.name}"]
+    assert any("cannot be reached" in n for n in models.notices)
+    assert any(DEFAULT_MODEL_ID in n for n in models.notices)
+    described = models.describe()
+    assert [d["name"] for d in described] == names and described[0]["estimator"]
+
+
+def test_nothing_loadable_is_an_error_and_bad_folders_are_notices(tmp_path):
+    with pytest.raises(ModelError, match="no model could be loaded"):
+        load_models("someone/missing", bundled=False)
+    served = load_models(None, [str(tmp_path)])  # an empty folder is no model
+    assert list(served.models) == [BUNDLED_NAME] and "Not loaded" in served.notices[0]
+
+
+def test_analyse_all_models_window_by_window(models, tmp_path):
+    path = write_audio(tmp_path / "song.wav", seconds=65.0, channels=2)  # 30 + 30 + 5 s: the 5 s tail is dropped
+    analysis = analyse(path, models.select("all"))
+    assert analysis.duration == pytest.approx(65.0) and not analysis.truncated
+    assert [r.name for r in analysis.results] == list(models.models)
+    for result in analysis.results:
+        assert result.window_probs.shape == (2, 10) and np.allclose(result.window_probs.sum(axis=1), 1)
+        assert list(result.window_starts) == [0.0, 30.0]
+        scores = ordered_scores(result)
+        assert list(scores) == list(GENRES) and sum(scores.values()) == pytest.approx(1.0)
+        d = result.to_dict()
+        assert d["genre"] == max(scores, key=scores.get) and d["windows"] == 2 and d["seconds"] >= 0
+    out = analysis.to_dict()
+    assert out["duration_seconds"] == 65.0 and out["truncated"] is False and "notice" not in out
+
+
+def test_one_model_and_unknown_names(models, tmp_path):
+    path = write_audio(tmp_path / "song.ogg", seconds=8.0)
+    analysis = analyse(path, models.select(BUNDLED_NAME))
+    assert [r.name for r in analysis.results] == [BUNDLED_NAME]
+    with pytest.raises(ModelError, match="choose one of"):
+        models.select("nope")
+
+
+def test_long_input_is_cut_with_a_notice(models, tmp_path):
+    path = write_audio(tmp_path / "long.wav", seconds=50.0)
+    analysis = analyse(path, models.select(BUNDLED_NAME), max_seconds=20.0)
+    out = analysis.to_dict()
+    assert out["truncated"] is True and out["duration_seconds"] == 20.0
+    assert "50 s" in out["notice"] and "first 20 s" in out["notice"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"<html>not audio</html>" * 50, "not a readable audio file"),
+        (None, "silent"),
+    ],
+)
+def test_bad_input_is_an_audio_error(models, tmp_path, content, message):
+    path = tmp_path / "input.wav"
+    if content is None:
+        sf.write(path, np.zeros(SR * 3, dtype=np.float32), SR)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(AudioError, match=message):
+        analyse(path, models.select("all"))
+
+
+def test_mel_spectrogram_for_display():
+    y = np.random.default_rng(0).normal(size=SR * 4).astype(np.float32) * 0.1
+    db, sr, hop = mel_spectrogram_db(y, 44100)  # resampled to 22,050 Hz first
+    assert sr == 22050 and hop == 512 and db.shape[0] == 128
+    assert db.max() == pytest.approx(0.0) and db.min() >= -80.0

@@ -1,0 +1,82 @@
+"""Transformers checkpoints as genre models: loading, window-by-window prediction, the CLI, errors.
+
+The checkpoint is the tiny random HuBERT of conftest (no pretrained weights exist offline), so
+these tests check the plumbing a real DistilHuBERT checkpoint goes through, not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SR, synth, write_audio
+from test_cli import run_cli
+
+from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
+from musicgenre.modelio import resolve_model
+from musicgenre.predict import predict_array, predict_file, window_probabilities
+from musicgenre.transformer_model import TransformerModel, load_transformer_model
+
+
+@pytest.fixture(scope="module")
+def hubert(tiny_hubert) -> TransformerModel:
+    return resolve_model(str(tiny_hubert))
+
+
+def test_folder_resolves_to_a_transformer_model(hubert, tiny_hubert):
+    assert isinstance(hubert, TransformerModel)
+    assert hubert.labels == list(GENRES)
+    assert hubert.sample_rate == 16000 and hubert.window_seconds == 30.0
+    assert hubert.meta["model_type"] == "hubert" and hubert.meta["source"] == str(tiny_hubert)
+
+
+def test_windows_are_batched_without_changing_results(hubert):
+    y = synth(75.0, 16000)  # windows of 30, 30 and 15 s
+    probs = window_probabilities(hubert, y)
+    assert probs.shape == (3, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    one_by_one = np.vstack([hubert.predict_windows([part]) for part in (y[:480000], y[480000:960000], y[960000:])])
+    assert np.allclose(probs, one_by_one, atol=1e-5)
+
+
+def test_predict_file_resamples_and_averages(hubert, tmp_path):
+    path = write_audio(tmp_path / "clip.wav", seconds=40.0, sr=SR, channels=2)  # 22.05 kHz stereo in, 16 kHz mono used
+    result = predict_file(hubert, path)
+    assert result["windows"] == 1  # a 10 s tail is less than half a window: dropped
+    assert sum(result["scores"].values()) == pytest.approx(1.0)
+    in_memory = predict_array(hubert, synth(40.0, SR, channels=2), SR)  # the same audio before 16-bit quantisation
+    assert result["genre"] == in_memory["genre"]
+    assert list(result["scores"].values()) == pytest.approx(list(in_memory["scores"].values()), abs=1e-5)
+
+
+def test_cli_predict_with_a_checkpoint_folder(tiny_hubert, tmp_path):
+    path = write_audio(tmp_path / "clip.flac", seconds=5.0)
+    result = run_cli("predict", "--model", str(tiny_hubert), str(path))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert list(line["scores"]) == list(GENRES) and sum(line["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_evaluate_refuses_an_audio_model(tiny_hubert, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("filename,label\n")
+    result = run_cli("evaluate", "--model", str(tiny_hubert), "--features", str(table))
+    assert result.returncode != 0 and "reads audio, not features" in result.stderr
+
+
+def test_broken_checkpoints_and_offline_hub_ids_give_model_errors(tiny_hubert, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_hubert, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="broken"):
+        resolve_model(str(broken))
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="broken"):
+        resolve_model(str(broken))
+    with pytest.raises(ModelError, match="cannot be reached"):  # HF_HUB_OFFLINE=1 in conftest: no network attempt
+        resolve_model("someone/not-cached-anywhere")
+    with pytest.raises(ModelError, match="cannot be reached"):
+        load_transformer_model("someone/not-cached-anywhere", local_files_only=True)
