@@ -97,7 +97,7 @@ def header(models: ModelSet, max_seconds: float, max_upload: str) -> str:
         "# 🎵 Music genre classifier\n"
         "Upload a recording or use the microphone; choose a model or compare them all. The ten genres are "
         "GTZAN's (blues, classical, country, disco, hip-hop, jazz, metal, pop, reggae, rock). Recordings are "
-        f"analysed window by window (up to {max_seconds / 60:g} minutes; uploads up to {max_upload}).\n\n"
+        f"analysed window by window (up to {max_seconds / 60:g} minutes; uploads up to {max_upload.upper()}).\n\n"
         f"**Models served:**\n{names}\n"
     )
     for notice in models.notices:

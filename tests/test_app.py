@@ -15,6 +15,7 @@ import time
 import tomllib
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ from musicgenre.serving import BUNDLED_NAME, DEFAULT_MODEL_ID
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+UPLOAD_LIMIT = "8mb"
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)"
+)
 
 
 def _free_port() -> int:
@@ -47,7 +52,11 @@ def server(tiny_hubert, tmp_path_factory):
     env.pop("MODEL_ID", None)
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "app.py", "--models", str(tiny_hubert)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "app.py", "--models", str(tiny_hubert), "--max_upload", UPLOAD_LIMIT],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
@@ -129,43 +138,94 @@ def _same_scores(a: dict, b: dict) -> bool:
     return all(x["scores"] == pytest.approx(y["scores"], abs=1e-9) for x, y in zip(a["results"], b["results"], strict=True))
 
 
+def test_uploads_over_the_limit_are_refused(server, client, tmp_path):
+    import httpx
+    import numpy as np
+    import soundfile as sf
+    from gradio_client import handle_file
+
+    big = tmp_path / "big.wav"  # 11 MB of noise, over the server's 8 MB limit
+    sf.write(big, (np.random.default_rng(0).normal(size=22050 * 250) * 0.1).astype(np.float32), 22050, subtype="PCM_16")
+    with open(big, "rb") as fh:
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.wav", fh, "audio/wav")}, timeout=60)
+    assert response.status_code == 413
+    with pytest.raises(ValueError, match="maximum file size"):  # gradio_client knows the limit, too
+        client.predict(handle_file(big), "all", api_name="/predict")
+
+
+@contextmanager
+def browser_page(*flags: str):
+    """A page in headless Chromium (the system's: Playwright's own browser downloads are impossible here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", *flags]
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            context.grant_permissions(["microphone"])
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
+@needs_chromium
 def test_browser_upload_classify_and_bad_file(server, clips, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF" + bytes(64))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(server)
-            expect(page.locator("#header")).to_contain_text("cannot be reached")  # the offline notice is visible
+    with browser_page() as page:
+        page.goto(server)
+        expect(page.locator("#header")).to_contain_text("cannot be reached")  # the offline notice is visible
 
-            page.locator("#audio input[type=file]").set_input_files(str(clips["wav"]))
-            page.locator("#classify").click()
-            labels = page.locator(".genre-label")
-            expect(labels.first).to_be_visible(timeout=120_000)
-            expect(page.locator("#summary")).to_contain_text("Analysed 50.0 s", timeout=120_000)
-            shown = [labels.nth(i).inner_text() for i in range(labels.count()) if labels.nth(i).is_visible()]
-            assert len(shown) == 2  # all models, side by side
-            for text in shown:
-                top = text.split("\n")[1].strip()  # the label's heading line: the predicted genre
-                assert top in GENRES
-            page.screenshot(path=str(ARTIFACTS / "app-classified.png"), full_page=True)
+        page.locator("#audio input[type=file]").set_input_files(str(clips["wav"]))
+        page.locator("#classify").click()
+        labels = page.locator(".genre-label")
+        expect(labels.first).to_be_visible(timeout=120_000)
+        expect(page.locator("#summary")).to_contain_text("Analysed 50.0 s", timeout=120_000)
+        shown = [labels.nth(i).inner_text() for i in range(labels.count()) if labels.nth(i).is_visible()]
+        assert len(shown) == 2  # all models, side by side
+        for text in shown:
+            top = text.split("\n")[1].strip()  # the label's heading line: the predicted genre
+            assert top in GENRES
+        expect(page.get_by_text("genre probabilities over time").first).to_be_visible()  # 2 windows: a timeline
+        expect(page.locator("#mel img")).to_be_visible()  # the mel-spectrogram
+        page.screenshot(path=str(ARTIFACTS / "app-classified.png"), full_page=True)
 
-            page.locator("#audio button[aria-label='Clear']").first.click()
-            page.locator("#audio input[type=file]").set_input_files(str(bad))
-            page.locator("#classify").click()
-            expect(page.locator("#summary")).to_contain_text("not a readable audio file", timeout=60_000)
-            assert not any(labels.nth(i).is_visible() for i in range(labels.count()))  # the old results are gone
-            page.screenshot(path=str(ARTIFACTS / "app-bad-file.png"), full_page=True)
-        finally:
-            browser.close()
+        page.locator("#audio button[aria-label='Clear']").first.click()
+        page.locator("#audio input[type=file]").set_input_files(str(bad))
+        page.locator("#classify").click()
+        expect(page.locator("#summary")).to_contain_text("not a readable audio file", timeout=60_000)
+        assert not any(labels.nth(i).is_visible() for i in range(labels.count()))  # the old results are gone
+        page.screenshot(path=str(ARTIFACTS / "app-bad-file.png"), full_page=True)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_browser_microphone_recording(server):
+    """Chromium's fake microphone (a beep) stands in for a person singing into the Space."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with browser_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream") as page:
+        page.goto(server)
+        page.locator("#audio button[aria-label='Record audio']").click()
+        page.locator("#audio button", has_text="Record").first.click()
+        page.wait_for_timeout(3000)
+        page.locator("#audio button", has_text="Stop").first.click()
+        page.locator("#model input").click()
+        page.get_by_role("option", name=BUNDLED_NAME).click()
+        page.locator("#classify").click()
+        expect(page.locator("#summary")).to_contain_text("Analysed", timeout=60_000)
+        summary = page.locator("#summary").inner_text()
+        assert BUNDLED_NAME in summary and "hubert" not in summary  # one model chosen: only its result
+        seconds = float(re.search(r"Analysed ([0-9.]+) s", summary).group(1))
+        assert 1.0 < seconds < 10.0
+        page.screenshot(path=str(ARTIFACTS / "app-microphone.png"), full_page=True)
 
 
 def _names(requirements: list[str]) -> dict[str, str]:
