@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -84,3 +85,19 @@ def max_folds(protocol: str, labels: np.ndarray, groups: np.ndarray) -> int:
     else:
         per_class = [int(np.sum(labels == c)) for c in np.unique(labels)]
     return min(per_class)
+
+
+def course_split(n: int, test_size: float = 0.1, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices exactly as ``datasets.Dataset.train_test_split(test_size, seed=seed)`` draws them.
+
+    The Hugging Face audio course splits GTZAN this way (test_size 0.1, seed 42); reproducing the
+    draw without ``datasets`` keeps results comparable with its 0.83 DistilHuBERT accuracy when the
+    clips are in the same order. A random split: artists straddle train and test.
+    """
+    if not 0 < test_size < 1:
+        raise DataError(f"test_size must be between 0 and 1, got {test_size}")
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise DataError(f"{n} clips are too few to hold out {test_size:.0%} for testing")
+    permutation = np.random.default_rng(seed).permutation(n)
+    return permutation[n_test:], permutation[:n_test]
