@@ -335,6 +335,8 @@ def finetune(model_args, data_args, training_args, command: str) -> dict:
         processing_class=extractor,
     )
     last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    if last and not training_args.resume_from_checkpoint:
+        print(f"resuming from {last}", flush=True)
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last)
     trainer.save_model()  # the best epoch's weights (load_best_model_at_end), as safetensors
     trainer.log_metrics("train", train_result.metrics)

@@ -23,6 +23,7 @@ import numpy as np
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
+from musicgenre.hub import download_model, hub_file, hub_reachable
 from musicgenre.shallow import full_proba
 
 if TYPE_CHECKING:
@@ -150,42 +151,6 @@ def bundled_model_path() -> Path:
     return Path(str(resources.files("musicgenre") / "bundled" / "shallow"))
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers, decided in seconds (its loaders retry for ~45 s)."""
-    import urllib.error
-    import urllib.request
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    try:
-        urllib.request.urlopen(constants.ENDPOINT, timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return True  # it answered, if only with an error status
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _hub_file(repo_id: str, filename: str, revision: str | None, online: bool) -> bool:
-    """Whether Hub repo ``repo_id`` has ``filename`` (online), or has it in the local cache (offline)."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, RepositoryNotFoundError
-
-    try:
-        if not online:
-            return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
-        hf_hub_download(repo_id, filename, revision=revision)
-    except HFValidationError as exc:
-        raise ModelError(f"{repo_id!r} is not a valid Hub model id ({exc})") from None
-    except (EntryNotFoundError, RepositoryNotFoundError):
-        return False  # not one of ours; transformers gives the precise error if it is nothing at all
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelError(f"{repo_id}: download failed ({exc})") from None
-    return True
-
-
 def resolve_model(spec: str = "bundled", revision: str | None = None, online: bool | None = None) -> GenreModel:
     """``bundled``, a local folder or a Hub model id: our shallow format or a transformers checkpoint.
 
@@ -205,33 +170,7 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
         return load_transformer_model(spec, revision, local_files_only=True)
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         online = hub_reachable() if online is None else online
-        if _hub_file(spec, CONFIG_NAME, revision, online):
+        if hub_file(spec, CONFIG_NAME, revision, online):
             return load_model_folder(download_model(spec, revision, local_files_only=not online))
         return load_transformer_model(spec, revision, local_files_only=not online)
     raise ModelError(f"no model {spec!r}: not 'bundled', an existing folder, or a Hub id like 'owner/name'")
-
-
-def download_model(
-    repo_id: str, revision: str | None = None, local_dir: str | None = None, local_files_only: bool = False
-) -> Path:
-    """snapshot_download with errors that say what to do (offline, missing repo)."""
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import (
-            HfHubHTTPError,
-            HFValidationError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-        )
-    except ImportError:
-        raise ModelError("loading Hub models needs huggingface_hub: pip install huggingface_hub") from None
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir, local_files_only=local_files_only))
-    except LocalEntryNotFoundError:
-        raise ModelError(f"{repo_id}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)") from None
-    except HFValidationError as exc:
-        raise ModelError(f"{repo_id!r} is not a valid Hub model id ({exc})") from None
-    except RepositoryNotFoundError:
-        raise ModelError(f"{repo_id}: no such model repository on the Hugging Face Hub (or it is private)") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelError(f"{repo_id}: download failed ({exc})") from None
