@@ -58,3 +58,115 @@ def print_table(result: dict) -> None:
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
+
+
+def _best_of(fn, repeats: int) -> tuple[float, object]:
+    out = fn()  # warm-up (allocations, kernels, sessions)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def distilhubert_sized_model():
+    """DistilHuBERT's architecture (2 transformer layers on HuBERT-base's conv encoder; 23.7 M parameters), random weights."""
+    import torch
+    from transformers import HubertConfig, HubertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = HubertConfig(num_hidden_layers=2, classifier_proj_size=256, num_labels=10)
+    return HubertForSequenceClassification(config).eval()
+
+
+def transformer_inference_benchmark(seconds: float = 30.0, repeats: int = 3) -> dict:
+    """CPU time of one forward pass over a ``seconds`` clip at 16 kHz, for each way of running it.
+
+    Every variant is compared with the plain torch baseline: largest change of a logit and of a
+    probability. Random weights give near-uniform probabilities, so the logit change is the
+    stricter check of "same model".
+    """
+    import numpy as np
+    import torch
+
+    model = distilhubert_sized_model()
+    x = torch.from_numpy(np.random.default_rng(0).normal(scale=0.1, size=(1, int(seconds * 16000))).astype(np.float32))
+
+    def forward(m, inputs=x):
+        with torch.inference_mode():
+            return m(inputs).logits.numpy()
+
+    def no_grad():
+        with torch.no_grad():
+            return model(x).logits.numpy()
+
+    base_s, base = _best_of(no_grad, repeats)
+    variants: dict[str, tuple[float, np.ndarray]] = {"torch, no_grad (baseline)": (base_s, base)}
+    variants["torch, inference_mode"] = _best_of(lambda: forward(model), repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    variants["torch, inference_mode, 1 thread"] = _best_of(lambda: forward(model), repeats)
+    torch.set_num_threads(threads)
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    variants["torch, int8 dynamic quantisation of Linear layers"] = _best_of(lambda: forward(quantized), repeats)
+    three = torch.cat([x, x, x])
+    batched_s, batched = _best_of(lambda: forward(model, three), 1)
+    variants["torch, 3 windows in one batch (per window)"] = (batched_s / 3, batched[:1])
+    try:
+        variants["ONNX Runtime, export for this clip length"] = _onnx_variant(model, x, repeats, dynamic=False)
+        variants["ONNX Runtime, export for any length"] = _onnx_variant(model, x, repeats, dynamic=True)
+    except ImportError as exc:
+        variants[f"ONNX Runtime: not installed ({exc.name})"] = (float("nan"), base)
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    rows = [
+        {
+            "variant": name,
+            "seconds": round(s, 3),
+            "speedup": round(base_s / s, 2) if s == s else None,
+            "max_logit_change": float(f"{np.abs(out - base).max():.1e}"),
+            "max_probability_change": float(f"{np.abs(softmax(out) - softmax(base)).max():.1e}"),
+        }
+        for name, (s, out) in variants.items()
+    ]
+    return {
+        "clip_seconds": seconds,
+        "parameters_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "threads": threads,
+        "results": rows,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    }
+
+
+def _onnx_variant(model, x, repeats: int, dynamic: bool):
+    import onnxruntime as ort
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, values):
+            return self.inner(values).logits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        shapes = {"values": {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("samples", min=8000, max=16000 * 120)}}
+        torch.onnx.export(
+            Logits(model),
+            (x,),
+            str(path),
+            input_names=["input_values"],
+            output_names=["logits"],
+            dynamo=True,
+            dynamic_shapes=shapes if dynamic else None,
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return _best_of(lambda: session.run(None, {"input_values": x.numpy()})[0], repeats)

@@ -53,7 +53,7 @@ class ModelSet:
 
     def describe(self) -> list[dict]:
         """Name, labels, window and provenance of each model (what an API user needs to choose one)."""
-        keys = ("estimator", "feature_set", "model_type", "architecture", "source", "trained_on", "validation")
+        keys = ("estimator", "feature_set", "model_type", "architecture", "runtime", "source", "trained_on", "validation")
         return [
             {"name": n, "labels": m.labels, "window_seconds": m.window_seconds, **{k: m.meta[k] for k in keys if k in m.meta}}
             for n, m in self.models.items()

@@ -30,6 +30,7 @@ class TransformerModel:
     labels: list[str]
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     meta: dict = field(default_factory=dict)
+    session: Any = None  # an ONNX Runtime session of the same model (musicgenre.onnx_runtime), used when set
     # One forward pass at a time: torch already spreads one pass over all cores, and concurrent
     # passes from several app requests would only oversubscribe them.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -51,7 +52,10 @@ class TransformerModel:
                 chunk = index[start : start + BATCH_SIZE]
                 inputs = self.feature_extractor([parts[i] for i in chunk], sampling_rate=self.sample_rate, return_tensors="pt")
                 with self._lock, torch.inference_mode():
-                    logits = self.model(**inputs).logits
+                    if self.session is not None:
+                        logits = torch.from_numpy(self.session.run(None, {"input_values": inputs["input_values"].numpy()})[0])
+                    else:
+                        logits = self.model(**inputs).logits
                 probs[chunk] = torch.softmax(logits.float(), dim=-1).numpy()
         return probs
 
@@ -70,8 +74,13 @@ def load_transformer_model(
     revision: str | None = None,
     local_files_only: bool = False,
     window_seconds: float | None = None,
+    runtime: str = "auto",
 ) -> TransformerModel:
-    """Load ``spec`` (folder or Hub id); errors become ModelError with the reason in one line."""
+    """Load ``spec`` (folder or Hub id); errors become ModelError with the reason in one line.
+
+    ``runtime``: "auto" runs the model with ONNX Runtime when it is installed and agrees with torch
+    (``musicgenre.onnx_runtime``; set MUSICGENRE_RUNTIME=torch to opt out), "torch" never does.
+    """
     try:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
     except ImportError:
@@ -88,5 +97,15 @@ def load_transformer_model(
     config = model.config
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     seconds = window_seconds or float(getattr(config, "window_seconds", None) or DEFAULT_WINDOW_SECONDS)
-    meta = {"source": spec, "model_type": config.model_type, "architecture": type(model).__name__}
-    return TransformerModel(model, extractor, labels, seconds, meta)
+    session = None
+    if (os.environ.get("MUSICGENRE_RUNTIME") or runtime) != "torch":
+        from musicgenre.onnx_runtime import onnx_session
+
+        session = onnx_session(model)
+    meta = {
+        "source": spec,
+        "model_type": config.model_type,
+        "architecture": type(model).__name__,
+        "runtime": "onnxruntime" if session is not None else "torch",
+    }
+    return TransformerModel(model, extractor, labels, seconds, meta, session)

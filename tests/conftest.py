@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from musicgenre.example import example_clip
 
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# ONNX exports of test checkpoints go to a fresh cache, shared with the subprocesses tests start.
+os.environ["MUSICGENRE_CACHE"] = tempfile.mkdtemp(prefix="musicgenre-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = default_shared_data()

@@ -80,3 +80,23 @@ def test_broken_checkpoints_and_offline_hub_ids_give_model_errors(tiny_hubert, t
         resolve_model("someone/not-cached-anywhere")
     with pytest.raises(ModelError, match="cannot be reached"):
         load_transformer_model("someone/not-cached-anywhere", local_files_only=True)
+
+
+def test_onnx_runtime_gives_torch_probabilities_and_is_cached(tiny_hubert, monkeypatch, tmp_path):
+    """The app and `predict` run checkpoints through ONNX Runtime (benchmarks/transformer_inference.py: ~1.3x)."""
+    from musicgenre.onnx_runtime import cache_dir
+
+    monkeypatch.setenv("MUSICGENRE_CACHE", str(tmp_path))  # a cold cache
+    fast = load_transformer_model(str(tiny_hubert), local_files_only=True)
+    exported = list(cache_dir().glob("*.onnx"))
+    assert fast.meta["runtime"] == "onnxruntime" and fast.session is not None and len(exported) == 1
+    plain = load_transformer_model(str(tiny_hubert), local_files_only=True, runtime="torch")
+    assert plain.meta["runtime"] == "torch" and plain.session is None
+    y = synth(70.0, 16000)  # windows of 30, 30 and 10 s: the export takes any length
+    assert np.abs(window_probabilities(fast, y) - window_probabilities(plain, y)).max() < 1e-5
+    stamp = exported[0].stat().st_mtime_ns
+    again = load_transformer_model(str(tiny_hubert), local_files_only=True)
+    assert again.meta["runtime"] == "onnxruntime" and exported[0].stat().st_mtime_ns == stamp  # reused, not re-exported
+    assert sorted(p.name for p in cache_dir().iterdir()) == [exported[0].name]  # no temporary files left behind
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "torch")
+    assert load_transformer_model(str(tiny_hubert), local_files_only=True).meta["runtime"] == "torch"
