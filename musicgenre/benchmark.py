@@ -90,6 +90,8 @@ def transformer_inference_benchmark(seconds: float = 30.0, repeats: int = 3) -> 
     import numpy as np
     import torch
 
+    from musicgenre.onnx_runtime import softmax
+
     model = distilhubert_sized_model()
     x = torch.from_numpy(np.random.default_rng(0).normal(scale=0.1, size=(1, int(seconds * 16000))).astype(np.float32))
 
@@ -119,10 +121,6 @@ def transformer_inference_benchmark(seconds: float = 30.0, repeats: int = 3) -> 
     except ImportError as exc:
         variants[f"ONNX Runtime: not installed ({exc.name})"] = (float("nan"), base)
 
-    def softmax(z):
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-
     rows = [
         {
             "variant": name,
@@ -143,30 +141,10 @@ def transformer_inference_benchmark(seconds: float = 30.0, repeats: int = 3) -> 
 
 
 def _onnx_variant(model, x, repeats: int, dynamic: bool):
-    import onnxruntime as ort
-    import torch
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, values):
-            return self.inner(values).logits
+    from musicgenre.onnx_runtime import export_onnx, open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        shapes = {"values": {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("samples", min=8000, max=16000 * 120)}}
-        torch.onnx.export(
-            Logits(model),
-            (x,),
-            str(path),
-            input_names=["input_values"],
-            output_names=["logits"],
-            dynamo=True,
-            dynamic_shapes=shapes if dynamic else None,
-        )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        export_onnx(model, path, example=None if dynamic else x)
+        session = open_session(path)
     return _best_of(lambda: session.run(None, {"input_values": x.numpy()})[0], repeats)

@@ -39,7 +39,8 @@ def _weights_key(model) -> str:
     return digest.hexdigest()[:32]
 
 
-def _export(model, path: Path) -> None:
+def export_onnx(model, path: Path, example=None) -> None:
+    """Write ``model``'s logits as ONNX to ``path``: for any batch and length, or only ``example``'s shape."""
     import torch
 
     class Logits(torch.nn.Module):
@@ -50,8 +51,12 @@ def _export(model, path: Path) -> None:
         def forward(self, values):
             return self.inner(values).logits
 
-    example = torch.zeros(1, 32000)
-    shapes = {"values": {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("samples", min=4000, max=MAX_WINDOW_SAMPLES)}}
+    shapes = None
+    if example is None:
+        example = torch.zeros(1, 32000)
+        shapes = {
+            "values": {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("samples", min=4000, max=MAX_WINDOW_SAMPLES)}
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
@@ -80,7 +85,17 @@ def _export(model, path: Path) -> None:
             os.remove(tmp)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def open_session(path: Path):
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # as many cores as torch would use
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -88,7 +103,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def onnx_session(model):
     """An ONNX Runtime session computing ``model``'s logits from input_values, or None to keep torch."""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401 - torch's dynamo exporter needs it
         import torch
     except ImportError as exc:
@@ -97,11 +112,8 @@ def onnx_session(model):
     path = cache_dir() / f"{_weights_key(model)}.onnx"
     try:
         if not path.is_file():
-            _export(model, path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            export_onnx(model, path)
+        session = open_session(path)
         probe = np.random.default_rng(0).normal(scale=0.1, size=(1, 40000)).astype(np.float32)
         with torch.inference_mode():
             expected = model(torch.from_numpy(probe)).logits.float().numpy()
@@ -109,7 +121,7 @@ def onnx_session(model):
     except Exception as exc:  # an architecture the exporter cannot handle: torch still can
         log.warning("ONNX export failed, running with torch: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
-    change = float(np.abs(_softmax(got) - _softmax(expected)).max())
+    change = float(np.abs(softmax(got) - softmax(expected)).max())
     if change > TOLERANCE:
         log.warning("ONNX Runtime changes probabilities by %.1e (> %.0e): running with torch", change, TOLERANCE)
         return None
