@@ -151,7 +151,10 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
             ]
             return [*updates, mel_figure(analysis)]
 
-        button.click(classify, [audio, choice], [info, *columns, *labels, *plots, mel], api_visibility="private")
+        # The page and the API share one queue group, so --concurrency_limit bounds all analyses together.
+        button.click(
+            classify, [audio, choice], [info, *columns, *labels, *plots, mel], api_visibility="private", concurrency_id="analysis"
+        )
 
         def predict(audio: gr.FileData, model: str = "all") -> dict:
             """Genre probabilities of one audio file.
@@ -166,7 +169,7 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
             """The models this app serves, and notices about models it could not load."""
             return {"models": models.describe(), "notices": models.notices}
 
-        gr.api(predict, api_name="predict")
+        gr.api(predict, api_name="predict", concurrency_id="analysis")
         gr.api(list_models, api_name="models")
     return demo
 

@@ -65,18 +65,26 @@ def export_hub_dataset(
         raise DataError("--dataset_name needs the datasets package: pip install 'musicgenre[experiments]'") from None
     out = Path(out_dir)
     dataset = load_dataset(name, config)
+    written: set[Path] = set()
+    unnamed: dict[str, int] = {}
     for split in dataset.values():
         if audio_column not in split.column_names or label_column not in split.column_names:
             raise DataError(f"{name}: expected columns {audio_column!r} and {label_column!r}, found {split.column_names}")
         names = getattr(split.features[label_column], "names", None)
         split = split.cast_column(audio_column, Audio(decode=False))
-        for i, row in enumerate(split):
+        for row in split:
             label = names[row[label_column]] if names else str(row[label_column])
             if label not in GENRES:
                 raise DataError(f"{name}: label {label!r} is not one of the 10 GTZAN genres")
             audio = row[audio_column]
-            filename = os.path.basename(audio.get("path") or "") or f"{label}.{i:05d}.wav"
+            filename = os.path.basename(audio.get("path") or "")
+            if not filename:  # no GTZAN file name: numbered per genre (such clips match no filtered-split list)
+                unnamed[label] = unnamed.get(label, -1) + 1
+                filename = f"{label}.unnamed{unnamed[label]:05d}.wav"
             target = out / label / filename
+            if target in written:
+                raise DataError(f"{name}: two clips are both named {label}/{filename}")
+            written.add(target)
             if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +240,13 @@ def model_card(output_dir: str | os.PathLike, base_model: str, protocol: str, me
         sort_keys=False,
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
+    selection = (
+        "The best epoch was chosen on these same evaluation clips (`load_best_model_at_end`, as the audio course "
+        "does), so the score below is somewhat optimistic; train with `--load_best_model_at_end False` for an "
+        "unselected score."
+        if settings.get("best epoch chosen on the evaluation clips")
+        else "The score below is of the last epoch; the evaluation clips chose nothing."
+    )
     scores = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     return f"""---
 {front}---
@@ -241,6 +256,7 @@ def model_card(output_dir: str | os.PathLike, base_model: str, protocol: str, me
 the musicgenre project. Evaluation protocol: **{protocol}**. A *random* split puts
 tracks of one artist on both sides (it is the Hugging Face audio course's split, for
 comparison); *filtered* is the artist-conscious split of Kereliuk, Sturm & Larsen (2015).
+{selection}
 
 ## Evaluation
 
@@ -292,13 +308,16 @@ def finetune(model_args, data_args, training_args, command: str) -> dict:
         model_args.model_name_or_path, do_normalize=True, return_attention_mask=model_args.attention_mask, **hub
     )
     rate = extractor.sampling_rate
-    data_dir = data_args.data_dir or export_hub_dataset(
-        data_args.dataset_name,
-        data_args.dataset_export_dir,
-        data_args.dataset_config_name,
-        data_args.audio_column_name,
-        data_args.label_column_name,
-    )
+    data_dir = data_args.data_dir
+    if not data_dir:
+        with training_args.main_process_first(desc="writing the Hub dataset to disk"):  # one process writes, the rest wait
+            data_dir = export_hub_dataset(
+                data_args.dataset_name,
+                data_args.dataset_export_dir,
+                data_args.dataset_config_name,
+                data_args.audio_column_name,
+                data_args.label_column_name,
+            )
     clips, failed = load_clips(data_dir, rate)
     for path, error in failed.items():
         print(f"unreadable, left out: {path}: {error}", flush=True)
@@ -359,6 +378,7 @@ def finetune(model_args, data_args, training_args, command: str) -> dict:
             },
             "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
             "frozen feature encoder": model_args.freeze_feature_encoder,
+            "best epoch chosen on the evaluation clips": training_args.load_best_model_at_end,
             "seed": training_args.seed,
         }
         card = model_card(training_args.output_dir, model_args.model_name_or_path, protocol, metrics, settings, command)

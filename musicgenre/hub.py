@@ -128,6 +128,18 @@ class UploadPlan:
         return "\n".join(lines)
 
 
+def _refusal(root: Path, path: Path) -> str | None:
+    """Why ``path`` must not be uploaded (hidden, a link, pickle-based), or None if it may."""
+    rel = path.relative_to(root)
+    if any(part.startswith(".") for part in rel.parts):
+        return "hidden"
+    if any(p.is_symlink() for p in [path, *path.parents] if p != root and root in p.parents):
+        return "a symbolic link (it may point outside the folder)"
+    if any(suffix.lower() in UNSAFE_SUFFIXES for suffix in path.suffixes):
+        return "pickle-based, unsafe to load"
+    return None
+
+
 def _validate_repo_id(repo_id: str) -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -162,29 +174,35 @@ def plan_upload(folder: str | os.PathLike, repo_id: str, revision: str | None = 
         skipped.append(f"{name}/\ttraining leftover, {sum(1 for p in (folder / name).rglob('*') if p.is_file())} files")
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
-        if rel.split("/", 1)[0] in leftovers or rel.startswith("."):
-            continue  # inside a skipped folder (listed once above), or a hidden file
-        if path.suffix.lower() in UNSAFE_SUFFIXES:
-            skipped.append(f"{rel}\tpickle-based, unsafe to load")
+        if rel.split("/", 1)[0] in leftovers:
+            continue  # inside a skipped folder, listed once above
+        reason = _refusal(folder, path)
+        if reason:
+            skipped.append(f"{rel}\t{reason}")
         else:
             files.append(rel)
     card = None if "README.md" in files else _generated_card(kind, repo_id)
     return UploadPlan(folder, repo_id, "model", kind, files, skipped, card, private, revision)
 
 
-def plan_space_upload(root: str | os.PathLike, repo_id: str, private: bool = False) -> UploadPlan:
+def plan_space_upload(root: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> UploadPlan:
     """The app's files (what requirements.txt serves: app.py, the musicgenre package, README...) for a Space."""
     root = Path(root)
     if not (root / "app.py").is_file():
         raise ModelError(f"{root}: no app.py here; run from the repository root")
     _validate_repo_id(repo_id)
     files = [name for name in SPACE_FILES if (root / name).is_file()]
-    files += sorted(
-        p.relative_to(root).as_posix()
-        for p in (root / "musicgenre").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc",)
-    )
-    return UploadPlan(root, repo_id, "space", "app", files, private=private)
+    skipped = []
+    for path in sorted(p for p in (root / "musicgenre").rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        reason = _refusal(root, path)
+        if reason:
+            skipped.append(f"{rel}\t{reason}")
+        else:
+            files.append(rel)
+    return UploadPlan(root, repo_id, "space", "app", files, skipped, private=private, revision=revision)
 
 
 def resolve_token(token: str | None = None) -> str:

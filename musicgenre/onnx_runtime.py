@@ -35,7 +35,7 @@ def _weights_key(model) -> str:
     digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]
 
 
@@ -109,8 +109,8 @@ def onnx_session(model):
     except ImportError as exc:
         log.info("ONNX Runtime not used (%s is not installed)", exc.name)
         return None
-    path = cache_dir() / f"{_weights_key(model)}.onnx"
     try:
+        path = cache_dir() / f"{_weights_key(model)}.onnx"
         if not path.is_file():
             export_onnx(model, path)
         session = open_session(path)

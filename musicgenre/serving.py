@@ -48,8 +48,15 @@ class ModelSet:
         from musicgenre.example import example_clip
 
         clip = example_clip(2.0, MEL_SAMPLE_RATE)
-        for model in self.models.values():
-            window_probabilities(model, prepare_samples(clip, MEL_SAMPLE_RATE, model.sample_rate))
+        for name, model in list(self.models.items()):
+            try:
+                window_probabilities(model, prepare_samples(clip, MEL_SAMPLE_RATE, model.sample_rate))
+            except Exception as exc:  # a model that cannot classify a clip is not served
+                log.warning("model %s failed its warm-up: %s", name, exc)
+                del self.models[name]
+                self.notices.append(f"Not served: {name} failed on a test clip ({type(exc).__name__}: {exc})")
+        if not self.models:
+            raise ModelError("no model could classify a test clip: " + " ".join(self.notices))
 
     def describe(self) -> list[dict]:
         """Name, labels, window and provenance of each model (what an API user needs to choose one)."""
@@ -97,7 +104,12 @@ def _add(models: dict, notices: list[str], spec: str, online: bool, name: str | 
         log.warning("model not loaded: %s", exc)
         notices.append(f"Not loaded: {exc}")
         return
-    models[name or _display_name(spec, model)] = model
+    name = name or _display_name(spec, model)
+    unique, n = name, 1
+    while unique in models:  # e.g. two runs/*/final folders: both served, told apart
+        n += 1
+        unique = f"{name} ({n})"
+    models[unique] = model
 
 
 @dataclass

@@ -8,6 +8,7 @@ transformers are imported only when such a model is used.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from musicgenre.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_SECONDS = 30.0  # the audio course's max_duration: what GTZAN fine-tunes see
 BATCH_SIZE = 4  # windows per forward pass; 4 x 30 s of DistilHuBERT is ~1 GB of activations
@@ -39,6 +42,18 @@ class TransformerModel:
     def sample_rate(self) -> int:
         return int(self.feature_extractor.sampling_rate)
 
+    def _onnx_logits(self, values: np.ndarray):
+        """ONNX Runtime's logits, or None after switching this model to torch for good if the runtime fails."""
+        import torch
+
+        try:
+            return torch.from_numpy(self.session.run(None, {"input_values": values})[0])
+        except Exception as exc:  # e.g. a window longer than the export allows
+            log.warning("ONNX Runtime failed (%s); running %s with torch from now on", _first_line(exc), self.meta.get("source"))
+            self.session = None
+            self.meta["runtime"] = "torch"
+            return None
+
     def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
         """One probability row per window (mono float audio at ``sample_rate``)."""
         import torch
@@ -52,9 +67,8 @@ class TransformerModel:
                 chunk = index[start : start + BATCH_SIZE]
                 inputs = self.feature_extractor([parts[i] for i in chunk], sampling_rate=self.sample_rate, return_tensors="pt")
                 with self._lock, torch.inference_mode():
-                    if self.session is not None:
-                        logits = torch.from_numpy(self.session.run(None, {"input_values": inputs["input_values"].numpy()})[0])
-                    else:
+                    logits = self._onnx_logits(inputs["input_values"].numpy()) if self.session is not None else None
+                    if logits is None:
                         logits = self.model(**inputs).logits
                 probs[chunk] = torch.softmax(logits.float(), dim=-1).numpy()
         return probs
@@ -93,7 +107,7 @@ def load_transformer_model(
         offline = local_files_only and not os.path.isdir(spec)
         where = "the Hugging Face Hub cannot be reached and it is not in the local cache" if offline else _first_line(exc)
         raise ModelError(f"{spec}: cannot load an audio-classification model ({where})") from None
-    model.eval()
+    model = model.float().eval()  # half-precision checkpoints: CPU inference (and the ONNX export) in float32
     config = model.config
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     seconds = window_seconds or float(getattr(config, "window_seconds", None) or DEFAULT_WINDOW_SECONDS)

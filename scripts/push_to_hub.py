@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="checkpoint folder (or, with --space, the repository root)")
     parser.add_argument("--repo-id", required=True, help="OWNER/NAME of the Hub repository (created if missing)")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument(
+        "--private", action="store_true", help="create the repository as private (an existing one keeps its visibility)"
+    )
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
     parser.add_argument("--space", action="store_true", help="push the app (app.py, musicgenre/, ...) to a Gradio Space")
     parser.add_argument("--message", default=None, help="commit message")
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.space:
-            plan = plan_space_upload(args.folder, args.repo_id, private=args.private)
+            plan = plan_space_upload(args.folder, args.repo_id, private=args.private, revision=args.revision)
         else:
             plan = plan_upload(args.folder, args.repo_id, revision=args.revision, private=args.private)
         print(plan.describe())

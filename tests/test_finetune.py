@@ -200,3 +200,26 @@ def test_hub_dataset_is_written_to_a_folder_once(tmp_path):
     before = (out / "jazz" / "jazz.00000.wav").stat().st_mtime_ns
     export_hub_dataset(str(tmp_path / "hubcopy"), tmp_path / "export")
     assert (out / "jazz" / "jazz.00000.wav").stat().st_mtime_ns == before  # already there: not rewritten
+
+
+def test_hub_dataset_without_file_names_across_splits(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    source = tmp_path / "clip.wav"
+    sf.write(source, synth(1.0), 22050)
+    folder = tmp_path / "hubcopy"
+    folder.mkdir()
+    for split in ("train", "test"):  # no file names: each clip is numbered within its genre over all splits
+        rows = [{"bytes": source.read_bytes(), "path": None}] * 2
+        table = datasets.Dataset.from_dict({"audio": rows, "genre": ["rock", "rock"]})
+        table.to_parquet(str(folder / f"{split}.parquet"))
+    out = export_hub_dataset(str(folder), tmp_path / "export")
+    assert len(list((out / "rock").glob("rock.unnamed*.wav"))) == 4
+    named = tmp_path / "named"
+    named.mkdir()
+    for split in ("train", "test"):
+        table = datasets.Dataset.from_dict(
+            {"audio": [{"bytes": source.read_bytes(), "path": "rock.00001.wav"}], "genre": ["rock"]}
+        )
+        table.to_parquet(str(named / f"{split}.parquet"))
+    with pytest.raises(DataError, match="both named rock/rock.00001.wav"):
+        export_hub_dataset(str(named), tmp_path / "export2")

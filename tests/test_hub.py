@@ -51,9 +51,20 @@ def test_pickles_and_trainer_leftovers_are_never_uploaded(tiny_hubert, tmp_path)
     (folder / "checkpoint-10").mkdir()
     (folder / "checkpoint-10" / "optimizer.pt").write_bytes(b"pickle")
     (folder / "README.md").write_text("# my card\n")
+    (folder / "extra").mkdir()
+    (folder / "extra" / ".env").write_text("HF_TOKEN=secret")
+    (folder / "extra" / "scaler.pkl.gz").write_bytes(b"pickle")
+    (folder / "extra" / "outside.json").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text("{}")
     plan = plan_upload(folder, "me/run")
     assert plan.files == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"] and plan.card is None
-    assert plan.skipped == ["checkpoint-10/\ttraining leftover, 1 files", "training_args.bin\tpickle-based, unsafe to load"]
+    assert plan.skipped == [
+        "checkpoint-10/\ttraining leftover, 1 files",
+        "extra/.env\thidden",
+        "extra/outside.json\ta symbolic link (it may point outside the folder)",
+        "extra/scaler.pkl.gz\tpickle-based, unsafe to load",
+        "training_args.bin\tpickle-based, unsafe to load",
+    ]
 
 
 def test_dry_run_lists_every_file_and_sends_nothing(tiny_hubert):

@@ -90,3 +90,8 @@ def test_mel_spectrogram_for_display():
     db, sr, hop = mel_spectrogram_db(y, 44100)  # resampled to 22,050 Hz first
     assert sr == 22050 and hop == 512 and db.shape[0] == 128
     assert db.max() == pytest.approx(0.0) and db.min() >= -80.0
+
+
+def test_models_with_the_same_name_are_both_served(tiny_hubert):
+    served = load_models(None, [str(tiny_hubert), str(tiny_hubert)], bundled=False)
+    assert list(served.models) == [f"hubert: {tiny_hubert.name}", f"hubert: {tiny_hubert.name} (2)"]

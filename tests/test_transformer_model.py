@@ -92,7 +92,7 @@ def test_onnx_runtime_gives_torch_probabilities_and_is_cached(tiny_hubert, monke
     assert fast.meta["runtime"] == "onnxruntime" and fast.session is not None and len(exported) == 1
     plain = load_transformer_model(str(tiny_hubert), local_files_only=True, runtime="torch")
     assert plain.meta["runtime"] == "torch" and plain.session is None
-    y = synth(70.0, 16000)  # windows of 30, 30 and 10 s: the export takes any length
+    y = synth(75.0, 16000)  # windows of 30, 30 and 15 s: the export takes any length
     assert np.abs(window_probabilities(fast, y) - window_probabilities(plain, y)).max() < 1e-5
     stamp = exported[0].stat().st_mtime_ns
     again = load_transformer_model(str(tiny_hubert), local_files_only=True)
@@ -100,3 +100,29 @@ def test_onnx_runtime_gives_torch_probabilities_and_is_cached(tiny_hubert, monke
     assert sorted(p.name for p in cache_dir().iterdir()) == [exported[0].name]  # no temporary files left behind
     monkeypatch.setenv("MUSICGENRE_RUNTIME", "torch")
     assert load_transformer_model(str(tiny_hubert), local_files_only=True).meta["runtime"] == "torch"
+
+
+def test_half_precision_checkpoints_run_in_float32(tiny_hubert, tmp_path):
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    folder = tmp_path / "bf16"
+    shutil.copytree(tiny_hubert, folder)
+    AutoModelForAudioClassification.from_pretrained(folder).to(torch.bfloat16).save_pretrained(folder)
+    model = load_transformer_model(str(folder), local_files_only=True)
+    assert model.meta["runtime"] == "onnxruntime" and next(model.model.parameters()).dtype == torch.float32
+    assert np.allclose(window_probabilities(model, synth(3.0, 16000)).sum(axis=1), 1.0)
+
+
+def test_a_failing_runtime_falls_back_to_torch_for_good(tiny_hubert):
+    model = load_transformer_model(str(tiny_hubert), local_files_only=True)
+    y = synth(4.0, 16000)
+    expected = window_probabilities(model, y)
+
+    class BrokenSession:  # stands in for an ONNX Runtime error on some input
+        def run(self, *args, **kwargs):
+            raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT")
+
+    model.session = BrokenSession()
+    assert np.allclose(window_probabilities(model, y), expected, atol=1e-5)
+    assert model.session is None and model.meta["runtime"] == "torch"
