@@ -88,7 +88,15 @@ def checkpoint_kind(folder: str | os.PathLike) -> str:
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a folder")
     if (folder / "musicgenre.json").is_file():
-        return "shallow"
+        import json
+
+        from musicgenre.cnn import FORMAT as CNN_FORMAT
+
+        try:
+            fmt = json.loads((folder / "musicgenre.json").read_text()).get("format")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{folder}: musicgenre.json is unreadable ({exc})") from None
+        return "keras" if fmt == CNN_FORMAT else "shallow"
     if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
         return "transformers"
     if any(folder.glob("*.keras")):

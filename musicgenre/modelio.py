@@ -107,8 +107,8 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
     return folder
 
 
-def load_model_folder(folder: str | os.PathLike) -> ShallowModel:
-    """Load a folder written by :func:`save_model`, refusing any type not explicitly trusted."""
+def load_model_folder(folder: str | os.PathLike) -> GenreModel:
+    """Load a folder written by :func:`save_model` (or ``cnn.save_cnn``), refusing any type not explicitly trusted."""
     folder = Path(folder)
     if not (folder / CONFIG_NAME).is_file():
         raise ModelError(f"{folder}: not a musicgenre model folder (no {CONFIG_NAME})")
@@ -120,10 +120,14 @@ def load_model_folder(folder: str | os.PathLike) -> ShallowModel:
         raise ModelError(f"{folder}: the model files are damaged or incomplete ({type(exc).__name__}: {exc})") from None
 
 
-def _load_model_folder(folder: Path) -> ShallowModel:
+def _load_model_folder(folder: Path) -> GenreModel:
     import skops.io as sio
 
     config = json.loads((folder / CONFIG_NAME).read_text())
+    from musicgenre import cnn
+
+    if config.get("format") == cnn.FORMAT:
+        return cnn.load_cnn(folder, config)
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
     if config.get("feature_columns") != FEATURE_COLUMNS:

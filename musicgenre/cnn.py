@@ -1,0 +1,123 @@
+"""A small VGG-like Keras 3 CNN on log-mel spectrograms, and its safe saved form.
+
+The study's CNN flattened 30 s spectrograms into a 554 MB model; here stacked convolution blocks
+(batch normalisation, max pooling, dropout) end in global average pooling, so the size does not
+grow with the input length. Keras 3 runs it on the torch backend by default (torch is installed
+anyway) or on TensorFlow (``KERAS_BACKEND=tensorflow``). A saved model is a folder: ``model.keras``
+(loaded with Keras' ``safe_mode``, which refuses arbitrary code) plus ``musicgenre.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
+
+FORMAT = "musicgenre-cnn"
+MODEL_FILE = "model.keras"
+SAMPLE_RATE = 22050
+N_MELS = 128
+HOP = 512
+
+
+def log_mel(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """(frames, mels, 1) log-mel spectrogram in dB, scaled to roughly [-1, 1] and level-free (re max)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=N_MELS, hop_length=HOP)
+    db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
+    return ((db.T + 40.0) / 40.0).astype(np.float32)[..., None]
+
+
+def frames(seconds: float) -> int:
+    return int(round(seconds * SAMPLE_RATE)) // HOP + 1
+
+
+def build_cnn(seconds: float, width: int = 16, blocks: int = 4, dropout: float = 0.3, n_classes: int = len(GENRES)):
+    """VGG-like: ``blocks`` x [conv-BN-ReLU x2, max-pool, dropout], global average pooling, dense, softmax."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(frames(seconds), N_MELS, 1), name="log_mel")
+    x = inputs
+    for b in range(blocks):
+        filters = width * 2**b
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(dropout / 2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(4 * width, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    return keras.Model(inputs, outputs, name="vgg_like_cnn")
+
+
+@dataclass
+class CnnModel:
+    """A trained CNN applied to audio window by window (``window_seconds`` each)."""
+
+    network: object
+    window_seconds: float
+    labels: list[str] = field(default_factory=lambda: list(GENRES))
+    sample_rate: int = SAMPLE_RATE
+    meta: dict = field(default_factory=dict)
+
+    def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
+        """One probability row per window; a short window is zero-padded to the network's input length."""
+        size = int(round(self.window_seconds * self.sample_rate))
+        batch = np.stack([log_mel(np.pad(p[:size], (0, max(0, size - len(p))))) for p in parts])
+        return np.asarray(self.network.predict(batch, verbose=0), dtype=np.float64)
+
+
+def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None) -> Path:
+    """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.network.save(tmp / MODEL_FILE)
+        config = {
+            "format": FORMAT,
+            "model_type": "cnn",
+            "labels": model.labels,
+            "window_seconds": model.window_seconds,
+            "sample_rate": model.sample_rate,
+        }
+        (tmp / "musicgenre.json").write_text(json.dumps({**model.meta, **config}, indent=2))
+        if card:
+            (tmp / "README.md").write_text(card)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def load_cnn(folder: str | os.PathLike, config: dict) -> CnnModel:
+    """Load a saved CNN; Keras' safe_mode refuses lambdas and other code in the file."""
+    import keras
+
+    folder = Path(folder)
+    try:
+        network = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+    except Exception as exc:  # a damaged or foreign file fails in many ways inside Keras
+        raise ModelError(
+            f"{folder}: cannot load {MODEL_FILE} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
+    meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
+    return CnnModel(network, float(config["window_seconds"]), list(config["labels"]), int(config["sample_rate"]), meta)

@@ -1,0 +1,91 @@
+"""The Keras CNN: a tiny one trains an epoch, saves safely, reloads with the same probabilities, and serves.
+
+Runs on Keras' torch backend (the project's default). The TensorFlow backend test runs where
+tensorflow is installed and says why it skips otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, synth, write_audio
+from test_cli import run_cli
+
+from musicgenre.cnn import CnnModel, build_cnn, log_mel, save_cnn
+from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
+from musicgenre.hub import plan_upload
+from musicgenre.modelio import resolve_model
+from musicgenre.serving import load_models
+
+
+def train_tiny(seconds: float = 3.0) -> CnnModel:
+    network = build_cnn(seconds, width=4, blocks=2)
+    X = np.stack([log_mel(synth(seconds, seed=i)) for i in range(20)])
+    y = np.arange(20) % 10
+    network.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    network.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    return CnnModel(network, seconds, meta={"trained_on": "20 synthetic clips (a test)"})
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = train_tiny()
+    folder = save_cnn(model, tmp_path_factory.mktemp("cnn") / "tiny-cnn", card="# tiny CNN\n")
+    return model, folder
+
+
+def test_global_pooling_keeps_the_size_independent_of_the_input_length():
+    assert build_cnn(3.0).count_params() == build_cnn(30.0).count_params() < 2_500_000  # under 10 MB as float32
+
+
+def test_save_reload_same_probabilities(saved):
+    model, folder = saved
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.keras", "musicgenre.json"]
+    loaded = resolve_model(str(folder))
+    assert isinstance(loaded, CnnModel) and loaded.labels == list(GENRES) and loaded.window_seconds == 3.0
+    parts = [synth(3.0, seed=50), synth(1.0, seed=51)]  # a short window is padded
+    assert np.allclose(loaded.predict_windows(parts), model.predict_windows(parts), atol=1e-6)
+    assert np.allclose(loaded.predict_windows(parts).sum(axis=1), 1.0)
+
+
+def test_served_by_predict_the_app_and_the_push_script(saved, tmp_path):
+    _, folder = saved
+    clip = write_audio(tmp_path / "clip.wav", seconds=7.0)
+    result = run_cli("predict", "--model", str(folder), str(clip))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert list(line["scores"]) == list(GENRES) and line["windows"] == 2  # 3 + 3 s (the 1 s tail is under half)
+    served = load_models(None, [str(folder)], bundled=False)
+    assert list(served.models) == ["cnn: tiny-cnn"]
+    plan = plan_upload(folder, "me/tiny-cnn")
+    assert plan.kind == "keras" and "model.keras" in plan.files
+
+
+def test_damaged_model_file_is_a_model_error(saved, tmp_path):
+    import shutil
+
+    _, folder = saved
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    with pytest.raises(ModelError, match="cannot load model.keras"):
+        resolve_model(str(broken))
+
+
+def test_tensorflow_backend(tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install tensorflow-cpu)")
+    code = (
+        "import numpy as np, sys; sys.path.insert(0, 'tests'); from test_cnn import train_tiny; "
+        "from musicgenre.cnn import save_cnn; from musicgenre.modelio import resolve_model; from conftest import synth; "
+        f"m = train_tiny(); f = save_cnn(m, {str(tmp_path / 'tf')!r}); parts = [synth(3.0, seed=5)]; "
+        "assert np.allclose(resolve_model(str(f)).predict_windows(parts), m.predict_windows(parts), atol=1e-6); print('ok')"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
