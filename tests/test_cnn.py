@@ -89,3 +89,50 @@ def test_tensorflow_backend(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def synthetic_gtzan(tmp_path_factory):
+    """4 short clips per genre, each genre a different synthetic sound (seed), in the <genre>/ layout."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("gtzan-synth")
+    for g, genre in enumerate(GENRES):
+        (root / genre).mkdir()
+        for k in range(4):
+            sf.write(root / genre / f"{genre}.{k:05d}.wav", synth(4.0, seed=100 * g + k), 22050)
+    return root
+
+
+def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
+    from musicgenre.cnn_training import CnnSettings, Crops, cross_validate, fixed_windows
+    from musicgenre.finetune import load_clips
+
+    clips, failed = load_clips(synthetic_gtzan, 22050)
+    assert not failed and len(clips) == 40
+    assert [len(w) for w in fixed_windows(clips[0].samples, 3.0)] == [66150]  # full windows only
+    settings = CnnSettings(seconds=3.0, width=4, blocks=1, epochs=2, patience=1, folds=2, batch_size=16)
+    x, y = Crops(clips, settings, np.random.default_rng(0)).epoch()
+    assert x.shape == (40, 130, 128, 1) and np.allclose(y.sum(axis=1), 1.0)  # mixup blends labels, still a distribution
+    cv = cross_validate(clips, settings, progress=lambda _: None)
+    assert sum(f["tracks"] for f in cv["folds"]) == 40 and all(1 <= e <= 2 for e in cv["epochs"])
+    assert 0.0 <= cv["track_accuracy"]["mean"] <= 1.0
+
+
+def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, tmp_path):
+    args = [
+        sys.executable, "experiments/cnn_keras.py", "--data_dir", str(synthetic_gtzan), "--out_dir", str(tmp_path / "res"),
+        "--model_dir", str(tmp_path / "models"), "--input_seconds", "3", "--width", "4", "--blocks", "1", "--epochs", "1",
+        "--folds", "2", "--batch_size", "16",
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert len(results) == 1 and results[0]["tracks"] == 40 and results[0]["protocol"] == "grouped 2-fold by track, seed 0"
+    assert results[0]["parameters"] > 0 and results[0]["size_bytes"] > 0
+    model = resolve_model(str(tmp_path / "models" / "cnn-3s"))
+    assert isinstance(model, CnnModel) and "grouped by track" in (tmp_path / "models" / "cnn-3s" / "README.md").read_text()
+    stamp = (tmp_path / "res" / "results.json").stat().st_mtime_ns
+    again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 0 and "fold 0" not in again.stdout  # already in results.json: not cross-validated again
+    assert (tmp_path / "res" / "results.json").stat().st_mtime_ns == stamp
