@@ -24,9 +24,8 @@ import numpy as np
 from musicgenre.args import parse_dataclasses
 from musicgenre.cnn import build_cnn, save_cnn
 from musicgenre.cnn_training import CnnSettings, cross_validate, model_card, train_final
-from musicgenre.data import default_shared_data
+from musicgenre.data import default_shared_data, load_clips
 from musicgenre.evaluation import write_json_atomic
-from musicgenre.finetune import load_clips
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Atomic file writes: readers see the old file or the complete new one, never a partial one."""
+"""Atomic writes of files and folders: readers see the old version or the complete new one, never a partial one."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,4 +28,28 @@ def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``folder``; on success it replaces ``folder``.
+
+    The old folder is moved aside before the new one is moved in, so a crash at any point leaves
+    the old or the new version, never none (a model folder is several files, not one).
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

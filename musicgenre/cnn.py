@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from musicgenre.atomic import atomic_folder
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 
@@ -85,9 +84,7 @@ class CnnModel:
 def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None) -> Path:
     """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         model.network.save(tmp / MODEL_FILE)
         config = {
             "format": FORMAT,
@@ -99,12 +96,6 @@ def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None
         (tmp / "musicgenre.json").write_text(json.dumps({**model.meta, **config}, indent=2))
         if card:
             (tmp / "README.md").write_text(card)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return folder
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicgenre.cnn import SAMPLE_RATE, CnnModel, build_cnn, log_mel
-from musicgenre.data import GENRES
-from musicgenre.finetune import Clip
+from musicgenre.data import GENRES, Clip
+from musicgenre.evaluation import track_level
 from musicgenre.splits import kfold
 
 
@@ -87,12 +87,10 @@ def windows_of(clips: list[Clip], seconds: float) -> tuple[np.ndarray, np.ndarra
 
 
 def scores(probs: np.ndarray, labels: np.ndarray, owner: np.ndarray, clips: list[Clip]) -> dict:
-    summed = np.zeros((len(clips), probs.shape[1]))
-    np.add.at(summed, owner, probs)
-    truth = np.array([c.label for c in clips])
+    truth, pred = track_level(probs, owner, labels)
     return {
         "segment_accuracy": float(np.mean(probs.argmax(axis=1) == labels)),
-        "track_accuracy": float(np.mean(summed.argmax(axis=1) == truth)),
+        "track_accuracy": float(np.mean(truth == pred)),
         "tracks": len(clips),
         "segments": len(labels),
     }

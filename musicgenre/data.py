@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from musicgenre.audio import AUDIO_EXTENSIONS
-from musicgenre.errors import DataError
+from musicgenre.audio import AUDIO_EXTENSIONS, load_audio
+from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.features import FEATURE_COLUMNS
 
 GENRES: tuple[str, ...] = (
@@ -98,3 +100,30 @@ def load_feature_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: {int(bad.sum())} rows have empty feature values, e.g. {table.filename[bad].iloc[0]}")
     table["track"] = table["filename"].map(track_id)
     return table
+
+
+@dataclass
+class Clip:
+    """A decoded clip at the model's rate, its genre index and track id."""
+
+    samples: np.ndarray
+    label: int
+    track: str
+
+
+def load_clips(data_dir: str | os.PathLike, sample_rate: int, max_seconds: float = 600.0) -> tuple[list[Clip], dict]:
+    """Every labelled clip of a GTZAN-like folder, decoded once; unreadable ones are listed, not fatal."""
+    from tqdm.auto import tqdm
+
+    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
+    if not files:
+        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    clips, failed = [], {}
+    for path in tqdm(files, desc="decoding", unit="clip"):
+        try:
+            audio = load_audio(path, sr=sample_rate, max_seconds=max_seconds)
+        except AudioError as exc:
+            failed[str(path)] = describe_failure(exc)
+            continue
+        clips.append(Clip(audio.samples, GENRES.index(label_from_path(path)), track_id(path.name)))
+    return clips, failed

@@ -9,46 +9,20 @@ that need no network, and a checkpoint folder with a model card.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from musicgenre.atomic import atomic_open
-from musicgenre.audio import load_audio, windows
-from musicgenre.data import GENRES, find_audio_files, label_from_path, track_id
-from musicgenre.errors import AudioError, DataError, describe_failure
-from musicgenre.evaluation import classification_metrics, write_json_atomic
+from musicgenre.audio import windows
+from musicgenre.data import GENRES, Clip, load_clips
+from musicgenre.errors import DataError
+from musicgenre.evaluation import classification_metrics, track_level, write_json_atomic
 from musicgenre.splits import course_split, filtered_part
 
 FINETUNE_PROTOCOLS = ("random", "filtered")
-
-
-@dataclass
-class Clip:
-    """A decoded clip at the model's rate, its genre index and track id."""
-
-    samples: np.ndarray
-    label: int
-    track: str
-
-
-def load_clips(data_dir: str | os.PathLike, sample_rate: int, max_seconds: float = 600.0) -> tuple[list[Clip], dict]:
-    """Every labelled clip of a GTZAN-like folder, decoded once; unreadable ones are listed, not fatal."""
-    from tqdm.auto import tqdm
-
-    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
-    if not files:
-        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
-    clips, failed = [], {}
-    for path in tqdm(files, desc="decoding", unit="clip"):
-        try:
-            audio = load_audio(path, sr=sample_rate, max_seconds=max_seconds)
-        except AudioError as exc:
-            failed[str(path)] = describe_failure(exc)
-            continue
-        clips.append(Clip(audio.samples, GENRES.index(label_from_path(path)), track_id(path.name)))
-    return clips, failed
 
 
 def export_hub_dataset(
@@ -195,13 +169,8 @@ class ClipMetrics:
 
     def __call__(self, eval_pred) -> dict:
         logits = np.asarray(eval_pred.predictions if hasattr(eval_pred, "predictions") else eval_pred[0], dtype=np.float64)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        summed = np.zeros((len(self.labels), probs.shape[1]))
-        np.add.at(summed, self.clip_of, probs)
-        metrics = classification_metrics(
-            [GENRES[i] for i in self.labels], [GENRES[i] for i in summed.argmax(axis=1)], list(GENRES)
-        )
+        truth, pred = track_level(softmax(logits, axis=1), self.clip_of, self.labels[self.clip_of])
+        metrics = classification_metrics([GENRES[i] for i in truth], [GENRES[i] for i in pred], list(GENRES))
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "clips": metrics["n"]}
 
 

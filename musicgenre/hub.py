@@ -6,6 +6,7 @@ a token is never printed.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +89,6 @@ def checkpoint_kind(folder: str | os.PathLike) -> str:
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a folder")
     if (folder / "musicgenre.json").is_file():
-        import json
-
         from musicgenre.cnn import FORMAT as CNN_FORMAT
 
         try:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from musicgenre.atomic import atomic_folder
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
@@ -69,10 +68,7 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
     from sklearn.pipeline import Pipeline
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(folder) as tmp:
         pipeline = model.pipeline
         estimator = pipeline.steps[-1][1]
         config = {
@@ -94,16 +90,6 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "README.md").write_text(card)
-        # Swap folders so that a crash at any point leaves the old or the new model, never none.
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

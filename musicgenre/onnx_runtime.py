@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 log = logging.getLogger(__name__)
 TOLERANCE = 1e-3  # the largest change of a probability we accept from a faster runtime
@@ -95,11 +96,6 @@ def open_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def onnx_session(model):
     """An ONNX Runtime session computing ``model``'s logits from input_values, or None to keep torch."""
     try:
@@ -121,7 +117,7 @@ def onnx_session(model):
     except Exception as exc:  # an architecture the exporter cannot handle: torch still can
         log.warning("ONNX export failed, running with torch: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
-    change = float(np.abs(softmax(got) - softmax(expected)).max())
+    change = float(np.abs(softmax(got, axis=-1) - softmax(expected, axis=-1)).max())
     if change > TOLERANCE:
         log.warning("ONNX Runtime changes probabilities by %.1e (> %.0e): running with torch", change, TOLERANCE)
         return None

@@ -159,8 +159,12 @@ class Analysis:
 
 
 def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds: float = DEFAULT_MAX_SECONDS) -> Analysis:
-    """Decode ``path`` once (at most ``max_seconds``) and run every model on all of its windows."""
-    audio = load_audio(path, sr=None, max_seconds=max_seconds)
+    """Decode ``path`` once (at most ``max_seconds``) and run every model on all of its windows.
+
+    The clip is decoded at 22,050 Hz: GTZAN's rate, what the feature and CNN models and the
+    mel-spectrogram use as is; a 16 kHz transformer resamples it once more.
+    """
+    audio = load_audio(path, sr=MEL_SAMPLE_RATE, max_seconds=max_seconds)
     results = []
     for name, model in models.items():
         start = time.perf_counter()

@@ -106,7 +106,7 @@ def synthetic_gtzan(tmp_path_factory):
 
 def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
     from musicgenre.cnn_training import CnnSettings, Crops, cross_validate, fixed_windows
-    from musicgenre.finetune import load_clips
+    from musicgenre.data import load_clips
 
     clips, failed = load_clips(synthetic_gtzan, 22050)
     assert not failed and len(clips) == 40

@@ -21,9 +21,9 @@ import soundfile as sf
 from conftest import ROOT, SHARED, synth
 from test_cli import run_cli
 
-from musicgenre.data import GENRES
+from musicgenre.data import GENRES, Clip, load_clips
 from musicgenre.errors import DataError
-from musicgenre.finetune import Clip, ClipMetrics, EvalWindows, export_hub_dataset, load_clips, split_clips
+from musicgenre.finetune import ClipMetrics, EvalWindows, export_hub_dataset, split_clips
 from musicgenre.splits import course_split, filtered_split
 
 SCRIPT = ROOT / "experiments" / "finetune_distilhubert.py"
