@@ -53,6 +53,8 @@ def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, fl
             data = f.read(frames=limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         reason = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("Error opening :", "").strip()
+        if "does not exist" in reason:  # libsndfile's words for an MP3 it cannot parse; the file is there
+            reason = "unrecognised or damaged audio data"
         raise AudioError(f"{path.name}: not a readable audio file ({reason})") from None
     seconds = total / rate if total else None
     return np.mean(data, axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0], rate, seconds

@@ -104,6 +104,8 @@ def test_bad_input_raises_one_clear_error_type(tmp_path):
         with pytest.raises(AudioError, match=message) as info:
             load_audio(tmp_path / name)
         assert name in str(info.value)
+        assert str(tmp_path) not in str(info.value)  # no server paths in messages the app shows
+        assert "does not exist" not in str(info.value)  # it does; libsndfile's wording misleads
         assert isinstance(info.value, MusicGenreError)
 
 
