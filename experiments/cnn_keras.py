@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         seg, trk = done["segment_accuracy"], done["track_accuracy"]
         print(
             f"{seconds:g} s inputs, {done['tracks']} tracks, {done['protocol']}: segment {seg['mean']:.3f} ± {seg['std']:.3f}, "
-            f"track {trk['mean']:.3f} ± {trk['std']:.3f}; {done['parameters']:,} parameters, {done['size_bytes'] / 1e6:.2f} MB",
+            f"track {trk['mean']:.3f} ± {trk['std']:.3f} (out of fold: macro-F1 {done['out_of_fold']['track']['macro_f1']:.3f}); "
+            f"{done['parameters']:,} parameters, {done['size_bytes'] / 1e6:.2f} MB",
             flush=True,
         )
         if args.model_dir:

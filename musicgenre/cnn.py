@@ -29,13 +29,27 @@ N_MELS = 128
 HOP = 512
 
 
-def log_mel(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """(frames, mels, 1) log-mel spectrogram in dB, scaled to roughly [-1, 1] and level-free (re max)."""
+def mel_power(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """(frames, mels) mel power spectrogram; training crops a clip's once-computed one."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=N_MELS, hop_length=HOP)
-    db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
-    return ((db.T + 40.0) / 40.0).astype(np.float32)[..., None]
+    return librosa.feature.melspectrogram(y=y, sr=sr, n_mels=N_MELS, hop_length=HOP).T
+
+
+def to_input(power: np.ndarray) -> np.ndarray:
+    """(frames, mels, 1) network input from mel power: dB re the excerpt's maximum, scaled to roughly [-1, 1].
+
+    Relative to the maximum, so the input is level-free (a gain change does nothing).
+    """
+    import librosa
+
+    db = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    return ((db + 40.0) / 40.0).astype(np.float32)[..., None]
+
+
+def log_mel(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The network input of a waveform excerpt."""
+    return to_input(mel_power(y, sr))
 
 
 def frames(seconds: float) -> int:

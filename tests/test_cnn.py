@@ -117,6 +117,9 @@ def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
     cv = cross_validate(clips, settings, progress=lambda _: None)
     assert sum(f["tracks"] for f in cv["folds"]) == 40 and all(1 <= e <= 2 for e in cv["epochs"])
     assert 0.0 <= cv["track_accuracy"]["mean"] <= 1.0
+    pooled = cv["out_of_fold"]  # every track scored once, out of fold
+    assert pooled["track"]["n"] == 40 and np.sum(pooled["track"]["confusion_matrix"]) == 40
+    assert pooled["track"]["accuracy"] == pytest.approx(np.mean([f["track_accuracy"] for f in cv["folds"]]), abs=0.1)
 
 
 def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, tmp_path):
@@ -136,3 +139,15 @@ def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, t
     again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0 and "fold 0" not in again.stdout  # already in results.json: not cross-validated again
     assert (tmp_path / "res" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
+    """Crops cut from a clip's once-computed mel equal log_mel of the waveform crop, but for the edge frames."""
+    from musicgenre.cnn import HOP, mel_power, to_input
+
+    clip = synth(8.0, seed=3)
+    start = 40  # frames; the waveform crop starts on the same hop boundary
+    window = log_mel(clip[start * HOP : start * HOP + 3 * 22050])
+    crop = to_input(mel_power(clip)[start : start + len(window)])
+    assert crop.shape == window.shape
+    assert np.allclose(crop[3:-3], window[3:-3], atol=1e-4)
