@@ -63,7 +63,7 @@ class Crops:
     def epoch(self) -> tuple[np.ndarray, np.ndarray]:
         """One epoch of (log-mel inputs, one-hot or mixed targets), shuffled."""
         xs, ys = [], []
-        for mel, label, n in zip(self.mels, self.labels, self.slots):
+        for mel, label, n in zip(self.mels, self.labels, self.slots, strict=True):
             for _ in range(n):
                 start = int(self.rng.integers(0, max(1, len(mel) - self.frames + 1)))
                 part = mel[start : start + self.frames]
