@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
                 **cv,
                 "final_epochs": max(1, int(np.median(cv["epochs"]))),
             }
+            results = json.loads(results_path.read_text()) if results_path.exists() else []  # another length may have finished
             results = [r for r in results if r["settings"] != asdict(settings)] + [done]
             write_json_atomic(results_path, results)
         seg, trk = done["segment_accuracy"], done["track_accuracy"]

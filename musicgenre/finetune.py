@@ -353,6 +353,12 @@ def finetune(model_args, data_args, training_args, command: str) -> dict:
         card = model_card(training_args.output_dir, model_args.model_name_or_path, protocol, metrics, settings, command)
         with atomic_open(os.path.join(training_args.output_dir, "README.md")) as fh:
             fh.write(card)
-        run = {"model": asdict(model_args), "data": asdict(data_args), "metrics": metrics, "command": command}
+        run = {
+            "model": asdict(model_args),
+            "data": asdict(data_args),
+            "settings": settings,
+            "metrics": metrics,
+            "command": command,
+        }
         write_json_atomic(os.path.join(training_args.output_dir, "musicgenre_run.json"), run)
     return metrics

@@ -21,6 +21,7 @@ from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.hub import plan_upload
 from musicgenre.modelio import resolve_model
+from musicgenre.report import read as read_result
 from musicgenre.serving import load_models
 
 
@@ -133,6 +134,9 @@ def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, t
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     assert len(results) == 1 and results[0]["tracks"] == 40 and results[0]["protocol"] == "grouped 2-fold by track, seed 0"
     assert results[0]["parameters"] > 0 and results[0]["size_bytes"] > 0
+    (row,), _ = read_result(tmp_path / "res" / "results.json")  # what experiments/report.py shows
+    assert (row.family, row.input, row.protocol, row.size_bytes) == ("cnn", "3 s", "grouped", results[0]["size_bytes"])
+    assert row.accuracy == results[0]["out_of_fold"]["track"]["accuracy"] and "over 40 tracks" in row.data
     model = resolve_model(str(tmp_path / "models" / "cnn-3s"))
     assert isinstance(model, CnnModel) and "grouped by track" in (tmp_path / "models" / "cnn-3s" / "README.md").read_text()
     stamp = (tmp_path / "res" / "results.json").stat().st_mtime_ns

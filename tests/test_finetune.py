@@ -24,6 +24,7 @@ from test_cli import run_cli
 from musicgenre.data import GENRES, Clip, load_clips
 from musicgenre.errors import DataError
 from musicgenre.finetune import ClipMetrics, EvalWindows, export_hub_dataset, split_clips
+from musicgenre.report import read as read_result
 from musicgenre.splits import course_split, filtered_split
 
 SCRIPT = ROOT / "experiments" / "finetune_distilhubert.py"
@@ -82,6 +83,9 @@ def test_checkpoint_folder_has_what_the_hub_and_loaders_need(checkpoint):
     assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 5
     metrics = json.loads((checkpoint / "eval_results.json").read_text())
     assert 0.0 <= metrics["eval_accuracy"] <= 1.0 and 0.0 <= metrics["eval_macro_f1"] <= 1.0 and metrics["eval_clips"] == 4
+    (row,), _ = read_result(checkpoint / "musicgenre_run.json")  # what experiments/report.py shows
+    assert (row.family, row.input, row.protocol, row.seed) == ("distilhubert", "waveform", "random", 42)
+    assert row.accuracy == metrics["eval_accuracy"] and "4 clips scored" in row.data
     card = (checkpoint / "README.md").read_text()
     assert "model-index:" in card and "type: accuracy" in card and f"value: {round(metrics['eval_accuracy'], 4)}" in card
 

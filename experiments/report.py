@@ -1,0 +1,46 @@
+"""Render one report over every experiment's result files: docs/results.md and its figures.
+
+    python experiments/report.py
+
+Reads the result files the experiments wrote (results/shallow/results.json, results/cnn/results.json,
+any fine-tuning run's musicgenre_run.json given with --files) and the inference benchmark (model size
+and CPU time per 30-second clip), and writes the Markdown report with confusion-matrix figures.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musicgenre.args import parse_dataclasses
+from musicgenre.report import gather, render, update_readme
+
+
+@dataclass
+class Arguments:
+    files: list[str] = field(
+        default_factory=lambda: ["results/shallow/results.json", "results/cnn/results.json", "benchmarks/inference.json"],
+        metadata={"help": "result files (missing ones are reported and skipped)"},
+    )
+    out: str = field(default="docs/results.md", metadata={"help": "the Markdown report; figures go beside it"})
+    readme: str | None = field(default="README.md", metadata={"help": "README whose summary table to refresh ('none': leave it)"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    (args,) = parse_dataclasses(Arguments, argv=argv, description=__doc__)
+    present = [f for f in args.files if Path(f).exists()]
+    for f in sorted(set(args.files) - set(present)):
+        print(f"not found, left out: {f}", flush=True)
+    rows, sources = gather(present)
+    command = " ".join(["python experiments/report.py", *map(shlex.quote, argv)])
+    path = render(rows, sources, args.out, command)
+    print(f"{path}: {len(rows)} results from {len(sources)} files")
+    if args.readme and args.readme.lower() != "none" and update_readme(args.readme, rows, str(Path(args.out))):
+        print(f"{args.readme}: summary table updated")
+
+
+if __name__ == "__main__":
+    main()
