@@ -57,7 +57,12 @@ def frames(seconds: float) -> int:
 
 
 def build_cnn(seconds: float, width: int = 16, blocks: int = 4, dropout: float = 0.3, n_classes: int = len(GENRES)):
-    """VGG-like: ``blocks`` x [conv-BN-ReLU x2, max-pool, dropout], global average pooling, dense, softmax."""
+    """VGG-like: ``blocks`` x [conv-BN-ReLU x2, max-pool, dropout], global average pooling, dense, softmax.
+
+    Batch normalisation keeps its running statistics with momentum 0.9, not Keras' 0.99: with a
+    few dozen steps per epoch the slow average still remembers its initial values when early
+    stopping evaluates, and a held-out fold then scores at chance (measured: 0.07 vs 0.64 after 8 epochs).
+    """
     import keras
     from keras import layers
 
@@ -67,7 +72,7 @@ def build_cnn(seconds: float, width: int = 16, blocks: int = 4, dropout: float =
         filters = width * 2**b
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(dropout / 2)(x)

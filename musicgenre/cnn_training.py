@@ -29,8 +29,8 @@ class CnnSettings:
     width: int = 16
     blocks: int = 4
     dropout: float = 0.3
-    epochs: int = 40
-    patience: int = 8
+    epochs: int = 30
+    patience: int = 6
     batch_size: int = 32
     learning_rate: float = 1e-3
     mixup: float = 0.2  # Beta(a, a) mixing weight; 0 turns mixup off

@@ -1,0 +1,164 @@
+"""CPU inference per 30-second clip for every kind of model the project serves: time, size, memory.
+
+Each served model (the bundled one, the CNN for 3 s and 30 s inputs, a DistilHuBERT-sized
+transformers model) is measured in a fresh process, so its peak memory is its own. The shallow
+families are measured together in one more process (their time is mostly feature extraction).
+Time is end to end from decoded audio at 22,050 Hz to probabilities (``predict.predict_array``):
+the median of ``runs`` after one warm-up. Networks have random weights: the same cost as trained
+ones, no download. Numbers are recorded, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgenre.data import GENRES
+from musicgenre.features import SAMPLE_RATE
+
+SERVED = ("bundled", "cnn-3s", "cnn-30s", "distilhubert")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "README.md")
+
+
+def _time(model, clip: np.ndarray, runs: int) -> float:
+    from musicgenre.predict import predict_array
+
+    predict_array(model, clip, SAMPLE_RATE)  # warm-up: numba, kernels, ONNX session
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predict_array(model, clip, SAMPLE_RATE)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _served(name: str, clip: np.ndarray, runs: int) -> dict:
+    """Load one served model in this (fresh) process and measure it."""
+    imports_mb = _rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / name
+        if name == "bundled":
+            from musicgenre.modelio import bundled_model_path, resolve_model
+
+            model, family, inp, folder = resolve_model("bundled"), "bundled", "30 s", bundled_model_path()
+            what = "the bundled model (LDA on handcrafted features)"
+        elif name.startswith("cnn-"):
+            from musicgenre.cnn import CnnModel, build_cnn, save_cnn
+            from musicgenre.cnn_training import CnnSettings
+
+            seconds, s = float(name.removeprefix("cnn-").removesuffix("s")), CnnSettings()
+            network = build_cnn(seconds, s.width, s.blocks, s.dropout)
+            model = CnnModel(network, seconds)
+            save_cnn(model, folder)
+            family, inp = "cnn", f"{seconds:g} s"
+            what = f"Keras CNN (torch backend), {seconds:g} s windows, {network.count_params():,} parameters"
+        elif name == "distilhubert":
+            from transformers import Wav2Vec2FeatureExtractor
+
+            from musicgenre.benchmark import distilhubert_sized_model
+            from musicgenre.transformer_model import load_transformer_model
+
+            os.environ["MUSICGENRE_CACHE"] = tmp  # this process only: the ONNX export is not left in the user's cache
+            network = distilhubert_sized_model()
+            network.config.id2label, network.config.label2id = dict(enumerate(GENRES)), {g: i for i, g in enumerate(GENRES)}
+            network.save_pretrained(folder)
+            Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(folder)
+            model = load_transformer_model(folder)
+            family, inp = "distilhubert", "waveform"
+            millions = sum(p.numel() for p in network.parameters()) / 1e6
+            runtime = "ONNX Runtime" if model.session is not None else "torch"
+            what = f"DistilHuBERT-sized transformers model, {millions:.1f} M parameters, random weights, {runtime}"
+        else:
+            raise ValueError(f"unknown served model {name!r}")
+        loaded_mb = _rss_mb()
+        seconds_per_clip = _time(model, clip, runs)
+        size = _folder_bytes(folder)
+    return {
+        "family": family,
+        "input": inp,
+        "model": what,
+        "size_bytes": size,
+        "seconds_per_30s_clip": round(seconds_per_clip, 3),
+        "rss_after_imports_mb": round(imports_mb),
+        "rss_after_load_mb": round(loaded_mb),
+        "peak_rss_mb": round(_rss_mb()),
+    }
+
+
+def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) -> list[dict]:
+    """Every shallow family, 30 s and 3 s windows, with the hyper-parameters its study cell chose (or defaults)."""
+    from musicgenre.data import load_feature_table
+    from musicgenre.experiment import pick_best
+    from musicgenre.features import FEATURE_COLUMNS
+    from musicgenre.modelio import ShallowModel, save_model
+    from musicgenre.shallow import MODELS, make_pipeline
+
+    rows = load_feature_table(table)
+    X, y = rows[FEATURE_COLUMNS].to_numpy(np.float64), rows["label"].map({g: i for i, g in enumerate(GENRES)}).to_numpy()
+    results = json.loads(Path(results_json).read_text()) if results_json and Path(results_json).exists() else []
+    out = []
+    for family in MODELS:
+        for inp, seconds, cell in (("30 s", 30.0, ("30s table", "filtered")), ("3 s", 3.0, ("3s audio", "grouped"))):
+            candidates = [r for r in results if r["model"] == family and (r["dataset"], r["protocol"]) == cell]
+            chosen = pick_best(candidates) if candidates else None
+            params = chosen["best_params"] if chosen else {}
+            params = params if isinstance(params, dict) else params[0]  # nested CV: one set per outer fold
+            feature_set = chosen["feature_set"] if chosen else "invariant"
+            source = f"parameters chosen in {' '.join(cell)}" if chosen else "default parameters"
+            model = ShallowModel(make_pipeline(family, params, 0, feature_set).fit(X, y), window_seconds=seconds)
+            with tempfile.TemporaryDirectory() as tmp:
+                size = _folder_bytes(save_model(model, Path(tmp) / family))
+            out.append(
+                {
+                    "family": family,
+                    "input": inp,
+                    "model": f"{family} ({feature_set} features, {source}), fitted on {len(y)} table rows",
+                    "size_bytes": size,
+                    "seconds_per_30s_clip": round(_time(model, clip, runs), 3),
+                }
+            )
+    return out
+
+
+def _child(job: tuple) -> object:
+    kind, args = job
+    return _served(*args) if kind == "served" else _shallow(*args)
+
+
+def inference_benchmark(clip: np.ndarray, table: str | None, results_json: str | None, runs: int = 5, served=None) -> dict:
+    """Measure every served model (each in its own process) and, given the public table, every shallow family."""
+    import torch
+
+    served = SERVED if served is None else served
+    jobs = [("served", (name, clip, runs)) for name in served]
+    if table:
+        jobs.append(("shallow", (table, results_json, clip, runs)))
+    results = []
+    ctx = multiprocessing.get_context("spawn")
+    for job in jobs:
+        with ctx.Pool(1, maxtasksperchild=1) as pool:
+            found = pool.apply(_child, (job,))
+        results += found if isinstance(found, list) else [found]
+    return {
+        "clip_seconds": round(len(clip) / SAMPLE_RATE, 2),
+        "runs": runs,
+        "statistic": "median seconds after one warm-up, decoded 22,050 Hz audio to probabilities",
+        "results": results,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}",
+    }
