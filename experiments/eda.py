@@ -10,6 +10,7 @@ features, class balance of the table, the audio and the filtered split, and temp
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     table_3s = load_feature_table(cache)
     table_3s = table_3s[table_3s["track"].isin(wanted) & table_3s["label"].isin(GENRES)]  # the cache may hold other folders
     splits = {part: sorted(ids) for part, ids in filtered_split().items()}
-    sources = {"table_30s": args.table_30s, "audio": args.audio_dir}
+    sources = {"30 s table": os.path.relpath(args.table_30s), "audio": os.path.relpath(args.audio_dir)}
     command = " ".join(["python experiments/eda.py", *map(shlex.quote, argv)])
     print(write_eda(table, clips, table_3s, splits, args.out_dir, sources, command))
 

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="bundled",
-        help="'bundled', a model folder (ours or a transformers audio-classification checkpoint), or a Hugging Face Hub id "
+        help="'bundled' (or 'bundled:cnn'), a model folder (ours or a transformers audio-classification checkpoint), a Hub id "
         "(default: bundled)",
     )
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")

@@ -176,12 +176,12 @@ def write_eda(
     out = Path(out_dir)
     figures = out / "figures" / "eda"
     figures.mkdir(parents=True, exist_ok=True)
-    counts = {f"30 s table ({sources['table_30s']})": Counter(table_30s["label"])}
+    counts = {"30 s table": Counter(table_30s["label"])}
     counts["audio clips"] = Counter(GENRES[c.label] for c in clips)
     for part, tracks in splits.items():
         counts[f"filtered {part} list"] = Counter(t.split(".")[0] for t in tracks)
     shown = [
-        ("genre_examples.png", genre_examples, (clips,), f"One clip per genre (of {len(clips)}): waveform and mel spectrogram."),
+        ("genre_examples.png", genre_examples, (clips,), "The first clip of each genre: waveform and mel spectrogram."),
         ("class_balance.png", class_balance, (counts,), "Tracks per genre in each collection; the legend gives totals."),
         ("tempo_by_genre.png", tempo_by_genre, (table_30s,), f"Tempo by genre in the 30 s table ({len(table_30s)} clips)."),
         (

@@ -137,22 +137,29 @@ def _load_model_folder(folder: Path) -> GenreModel:
     return ShallowModel(pipeline, config["labels"], config["window_seconds"], config["sample_rate"], meta)
 
 
-def bundled_model_path() -> Path:
-    return Path(str(resources.files("musicgenre") / "bundled" / "shallow"))
+BUNDLED_KINDS = ("shallow", "cnn")
+
+
+def bundled_model_path(kind: str = "shallow") -> Path:
+    """Folder of a model shipped inside the package: ``shallow`` (handcrafted features) or ``cnn``."""
+    return Path(str(resources.files("musicgenre") / "bundled" / kind))
 
 
 def resolve_model(spec: str = "bundled", revision: str | None = None, online: bool | None = None) -> GenreModel:
-    """``bundled``, a local folder or a Hub model id: our shallow format or a transformers checkpoint.
+    """``bundled`` (``bundled:cnn``), a local folder or a Hub id: our shallow or CNN format, or a transformers checkpoint.
 
     ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
     the local cache, so an unreachable Hub costs seconds, not a minute of retries.
     """
     from musicgenre.transformer_model import is_transformers_folder, load_transformer_model
 
-    if spec in ("bundled", "bundled:shallow"):
-        path = bundled_model_path()
+    if spec == "bundled" or spec.startswith("bundled:"):
+        kind = spec.partition(":")[2] or "shallow"
+        if kind not in BUNDLED_KINDS:
+            raise ModelError(f"no bundled model {kind!r}; choose from {', '.join('bundled:' + k for k in BUNDLED_KINDS)}")
+        path = bundled_model_path(kind)
         if not (path / CONFIG_NAME).is_file():
-            raise ModelError("the bundled model is missing from this installation (run experiments/train_bundled.py)")
+            raise ModelError(f"the bundled {kind} model is missing from this installation")
         return load_model_folder(path)
     if Path(spec).exists():
         if (Path(spec) / CONFIG_NAME).is_file() or not is_transformers_folder(spec):

@@ -155,3 +155,9 @@ def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
     crop = to_input(mel_power(clip)[start : start + len(window)])
     assert crop.shape == window.shape
     assert np.allclose(crop[3:-3], window[3:-3], atol=1e-4)
+
+
+def test_bundled_kinds_are_named_in_the_error():
+    with pytest.raises(ModelError, match="no bundled model 'nope'; choose from bundled:shallow, bundled:cnn"):
+        resolve_model("bundled:nope")
+    assert resolve_model("bundled:shallow").labels == list(GENRES)

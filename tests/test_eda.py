@@ -34,7 +34,7 @@ def _table(per_genre: int, seed: int, segments: int = 1) -> pd.DataFrame:
 def test_every_figure_is_drawn_and_on_the_page(tmp_path):
     clips = [Clip(synth(4.0, seed=g), g, f"{genre}.00000") for g, genre in enumerate(GENRES)]
     splits = {"train": ["blues.00001", "rock.00002"], "valid": ["jazz.00003"], "test": []}
-    page = write_eda(_table(4, 0), clips, _table(2, 1, segments=3), splits, tmp_path, {"table_30s": "t.csv"}, "python x")
+    page = write_eda(_table(4, 0), clips, _table(2, 1, segments=3), splits, tmp_path, {"30 s table": "t.csv"}, "python x")
     figures = sorted((tmp_path / "figures" / "eda").iterdir())
     names = [f.name for f in figures]
     assert names == sorted(
