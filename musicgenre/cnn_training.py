@@ -181,7 +181,8 @@ def train_final(clips: list[Clip], settings: CnnSettings, epochs: int) -> CnnMod
 
 
 def model_card(settings: CnnSettings, cv: dict, n_tracks: int, parameters: int, size_bytes: int, command: str) -> str:
-    seg, trk = cv["segment_accuracy"], cv["track_accuracy"]
+    per_fold = ", ".join("{:.3f}".format(f["track_accuracy"]) for f in cv["folds"])
+    seg, trk, so, to = cv["segment_accuracy"], cv["track_accuracy"], cv["out_of_fold"]["segment"], cv["out_of_fold"]["track"]
     return f"""---
 license: mit
 library_name: keras
@@ -197,10 +198,13 @@ A VGG-like Keras 3 CNN ({settings.blocks} blocks of width {settings.width}, glob
 ## Cross-validation ({settings.folds}-fold, grouped by track, seed {settings.seed}, {n_tracks} tracks)
 Early stopping used a validation fold carved from the training folds, never the fold being scored.
 
-| score | mean ± std |
-|---|---|
-| per segment | {seg["mean"]:.3f} ± {seg["std"]:.3f} |
-| per track (segment probabilities averaged) | {trk["mean"]:.3f} ± {trk["std"]:.3f} |
+| score | folds: mean ± std | all tracks out of fold: accuracy | macro-F1 |
+|---|---|---|---|
+| per segment | {seg["mean"]:.3f} ± {seg["std"]:.3f} | {so["accuracy"]:.3f} | {so["macro_f1"]:.3f} |
+| per track (averaged segments) | {trk["mean"]:.3f} ± {trk["std"]:.3f} | {to["accuracy"]:.3f} | {to["macro_f1"]:.3f} |
+
+Chance is 0.100. Per-fold track accuracy: {per_fold}; early-stopping
+epochs {cv["epochs"]}.
 
 ## Reproduce
 ```
