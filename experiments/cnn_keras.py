@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.model_dir:
             model = train_final(clips, settings, done["final_epochs"])
             model.meta.update(
-                {"trained_on": f"{len(clips)} tracks of {args.data_dir}", "cross_validation": done["track_accuracy"]}
+                {"trained_on": f"{len(clips)} tracks of {Path(args.data_dir).name}", "cross_validation": done["track_accuracy"]}
             )
             command = "python experiments/cnn_keras.py " + shlex.join(argv)
             card = model_card(settings, done, len(clips), done["parameters"], done["size_bytes"], command)

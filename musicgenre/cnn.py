@@ -100,11 +100,21 @@ class CnnModel:
         return np.asarray(self.network.predict(batch, verbose=0), dtype=np.float64)
 
 
+def _inference_copy(network):
+    """The same layers and weights without the optimizer's state (Adam's moments would triple the file)."""
+    import keras
+
+    if getattr(network, "optimizer", None) is None:  # uncompiled (e.g. loaded with compile=False): nothing to drop
+        return network
+    # The same layer objects in a new, never-compiled model (clone_model and from_config compile again).
+    return keras.Model(network.inputs, network.outputs, name=network.name)
+
+
 def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None) -> Path:
     """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
-        model.network.save(tmp / MODEL_FILE)
+        _inference_copy(model.network).save(tmp / MODEL_FILE)
         config = {
             "format": FORMAT,
             "model_type": "cnn",

@@ -17,7 +17,7 @@ import numpy as np
 from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_samples
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.modelio import hub_reachable, resolve_model
+from musicgenre.modelio import CONFIG_NAME, bundled_model_path, hub_reachable, resolve_model
 from musicgenre.predict import GenreModel, summarise, window_probabilities
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # The Hugging Face audio course's DistilHuBERT fine-tuned on GTZAN (0.83 on its random split).
 DEFAULT_MODEL_ID = "sanchit-gandhi/distilhubert-finetuned-gtzan"
 BUNDLED_NAME = "bundled (handcrafted features)"
+BUNDLED_CNN_NAME = "bundled (CNN on mel spectrograms)"
 MEL_SAMPLE_RATE = 22050
 
 
@@ -75,7 +76,7 @@ def _display_name(spec: str, model: GenreModel) -> str:
 def load_models(
     model_id: str | None = DEFAULT_MODEL_ID, extra: list[str] | tuple[str, ...] = (), bundled: bool = True
 ) -> ModelSet:
-    """Load the Hub model ``model_id``, the bundled model and ``extra`` folders/ids; never fail on one of them.
+    """Load the Hub model ``model_id``, the bundled model(s) and ``extra`` folders/ids; never fail on one of them.
 
     A model that cannot be loaded (no network, bad folder) becomes a notice the app shows; the
     app serves whatever did load. Only if nothing loads is that an error.
@@ -90,6 +91,8 @@ def load_models(
         _add(models, notices, spec, online)
     if bundled:
         _add(models, notices, "bundled", online, BUNDLED_NAME)
+        if (bundled_model_path("cnn") / CONFIG_NAME).is_file():  # shipped only when it is clearly better than chance
+            _add(models, notices, "bundled:cnn", online, BUNDLED_CNN_NAME)
     for spec in specs[1:]:
         _add(models, notices, spec, online)
     if not models:

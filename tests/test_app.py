@@ -22,7 +22,7 @@ import pytest
 from conftest import ROOT, write_audio
 
 from musicgenre.data import GENRES
-from musicgenre.serving import BUNDLED_NAME, DEFAULT_MODEL_ID
+from musicgenre.serving import BUNDLED_CNN_NAME, BUNDLED_NAME, DEFAULT_MODEL_ID
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -100,7 +100,7 @@ def _check(result: dict, names: list[str]) -> None:
 
 def test_models_endpoint_reports_the_offline_start(client, tiny_hubert):
     info = client.predict(api_name="/models")
-    assert [m["name"] for m in info["models"]] == [BUNDLED_NAME, f"hubert: {tiny_hubert.name}"]
+    assert [m["name"] for m in info["models"]] == [BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
     assert any(DEFAULT_MODEL_ID in n and "cannot be reached" in n for n in info["notices"])
 
 
@@ -111,7 +111,8 @@ def test_wav_mp3_bad_file_then_good_file_again(client, clips, tmp_path):
     names = [m["name"] for m in client.predict(api_name="/models")["models"]]
     wav = client.predict(handle_file(clips["wav"]), "all", api_name="/predict")
     _check(wav, names)
-    assert wav["duration_seconds"] == pytest.approx(50.0) and [r["windows"] for r in wav["results"]] == [2, 2]
+    assert wav["duration_seconds"] == pytest.approx(50.0)
+    assert [r["windows"] for r in wav["results"]] == [2, 17, 2]  # 30 s windows, and the CNN's 3 s ones (2 s tail padded)
     mp3 = client.predict(handle_file(clips["mp3"]), BUNDLED_NAME, api_name="/predict")
     _check(mp3, [BUNDLED_NAME])
 
@@ -188,7 +189,7 @@ def test_browser_upload_classify_and_bad_file(server, clips, tmp_path):
         expect(labels.first).to_be_visible(timeout=120_000)
         expect(page.locator("#summary")).to_contain_text("Analysed 50.0 s", timeout=120_000)
         shown = [labels.nth(i).inner_text() for i in range(labels.count()) if labels.nth(i).is_visible()]
-        assert len(shown) == 2  # all models, side by side
+        assert len(shown) == 3  # all models, side by side
         for text in shown:
             top = text.split("\n")[1].strip()  # the label's heading line: the predicted genre
             assert top in GENRES
@@ -222,7 +223,7 @@ def test_browser_microphone_recording(server):
         page.locator("#classify").click()
         expect(page.locator("#summary")).to_contain_text("Analysed", timeout=60_000)
         summary = page.locator("#summary").inner_text()
-        assert BUNDLED_NAME in summary and "hubert" not in summary  # one model chosen: only its result
+        assert BUNDLED_NAME in summary and "hubert" not in summary and BUNDLED_CNN_NAME not in summary  # one model: its result
         seconds = float(re.search(r"Analysed ([0-9.]+) s", summary).group(1))
         assert 1.0 < seconds < 10.0
         page.screenshot(path=str(ARTIFACTS / "app-microphone.png"), full_page=True)

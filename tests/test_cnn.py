@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from musicgenre.cnn import CnnModel, build_cnn, log_mel, save_cnn
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.hub import plan_upload
-from musicgenre.modelio import resolve_model
+from musicgenre.modelio import bundled_model_path, resolve_model
 from musicgenre.report import read as read_result
 from musicgenre.serving import load_models
 
@@ -47,6 +48,9 @@ def test_global_pooling_keeps_the_size_independent_of_the_input_length():
 
 def test_save_reload_same_probabilities(saved):
     model, folder = saved
+    with zipfile.ZipFile(folder / "model.keras") as saved_file:  # trained with Adam; its state is not shipped
+        assert not json.loads(saved_file.read("config.json")).get("compile_config")
+        assert b"optimizer" not in saved_file.read("model.weights.h5")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.keras", "musicgenre.json"]
     loaded = resolve_model(str(folder))
     assert isinstance(loaded, CnnModel) and loaded.labels == list(GENRES) and loaded.window_seconds == 3.0
@@ -155,6 +159,20 @@ def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
     crop = to_input(mel_power(clip)[start : start + len(window)])
     assert crop.shape == window.shape
     assert np.allclose(crop[3:-3], window[3:-3], atol=1e-4)
+
+
+def test_bundled_cnn_is_small_better_than_chance_in_cv_and_classifies(tmp_path):
+    model = resolve_model("bundled:cnn")
+    assert isinstance(model, CnnModel) and model.window_seconds == 3.0 and model.labels == list(GENRES)
+    folder = bundled_model_path("cnn")
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10_000_000
+    config = json.loads((folder / "musicgenre.json").read_text())
+    results = json.loads((ROOT / "results" / "cnn" / "results.json").read_text())
+    shipped = next(r for r in results if r["settings"]["seconds"] == 3.0)
+    assert config["cross_validation"] == shipped["track_accuracy"] and shipped["out_of_fold"]["track"]["accuracy"] > 0.3
+    clip = write_audio(tmp_path / "short.wav", seconds=2.0)  # shorter than a window: padded, still classified
+    line = json.loads(run_cli("predict", "--model", "bundled:cnn", str(clip)).stdout)
+    assert line["windows"] == 1 and abs(sum(line["scores"].values()) - 1) < 1e-6
 
 
 def test_bundled_kinds_are_named_in_the_error():

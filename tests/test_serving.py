@@ -9,7 +9,15 @@ from conftest import SR, write_audio
 
 from musicgenre.data import GENRES
 from musicgenre.errors import AudioError, ModelError
-from musicgenre.serving import BUNDLED_NAME, DEFAULT_MODEL_ID, analyse, load_models, mel_spectrogram_db, ordered_scores
+from musicgenre.serving import (
+    BUNDLED_CNN_NAME,
+    BUNDLED_NAME,
+    DEFAULT_MODEL_ID,
+    analyse,
+    load_models,
+    mel_spectrogram_db,
+    ordered_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +29,7 @@ def models(tiny_hubert):
 
 def test_offline_start_serves_what_it_has_and_says_why(models, tiny_hubert):
     names = list(models.models)
-    assert names == [BUNDLED_NAME, f"hubert: {tiny_hubert.name}"]
+    assert names == [BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
     assert any("cannot be reached" in n for n in models.notices)
     assert any(DEFAULT_MODEL_ID in n for n in models.notices)
     described = models.describe()
@@ -32,21 +40,25 @@ def test_nothing_loadable_is_an_error_and_bad_folders_are_notices(tmp_path):
     with pytest.raises(ModelError, match="no model could be loaded"):
         load_models("someone/missing", bundled=False)
     served = load_models(None, [str(tmp_path)])  # an empty folder is no model
-    assert list(served.models) == [BUNDLED_NAME] and "Not loaded" in served.notices[0]
+    assert list(served.models) == [BUNDLED_NAME, BUNDLED_CNN_NAME] and "Not loaded" in served.notices[0]
 
 
 def test_analyse_all_models_window_by_window(models, tmp_path):
-    path = write_audio(tmp_path / "song.wav", seconds=65.0, channels=2)  # 30 + 30 + 5 s: the 5 s tail is dropped
+    path = write_audio(tmp_path / "song.wav", seconds=65.0, channels=2)
     analysis = analyse(path, models.select("all"))
     assert analysis.duration == pytest.approx(65.0) and not analysis.truncated
     assert [r.name for r in analysis.results] == list(models.models)
+    # Windows of each model's length; a tail of at least half a window is padded, a shorter one dropped.
+    expected = {BUNDLED_NAME: 2, BUNDLED_CNN_NAME: 22}  # 30 + 30 (+5 dropped); 21 x 3 (+2 padded)
     for result in analysis.results:
-        assert result.window_probs.shape == (2, 10) and np.allclose(result.window_probs.sum(axis=1), 1)
-        assert list(result.window_starts) == [0.0, 30.0]
+        n = expected.get(result.name, 2)
+        step = models.models[result.name].window_seconds
+        assert result.window_probs.shape == (n, 10) and np.allclose(result.window_probs.sum(axis=1), 1)
+        assert list(result.window_starts) == pytest.approx([i * step for i in range(n)])
         scores = ordered_scores(result)
         assert list(scores) == list(GENRES) and sum(scores.values()) == pytest.approx(1.0)
         d = result.to_dict()
-        assert d["genre"] == max(scores, key=scores.get) and d["windows"] == 2 and d["seconds"] >= 0
+        assert d["genre"] == max(scores, key=scores.get) and d["windows"] == n and d["seconds"] >= 0
     out = analysis.to_dict()
     assert out["duration_seconds"] == 65.0 and out["truncated"] is False and "notice" not in out
 
