@@ -231,19 +231,20 @@ def table(rows: list[Row], with_variant: bool = False) -> str:
 def generalisation(rows: list[Row]) -> str:
     """Accuracy of each family as the protocol gets stricter (random -> grouped -> filtered), per input and dataset."""
     strict = {"random": 0, "grouped": 1, "filtered": 2}
-    cells = sorted(
-        {(r.input, r.dataset, r.protocol, r.data) for r in rows}, key=lambda c: (INPUTS.get(c[0], 9), c[1], strict.get(c[2], 3))
-    )
+    scored_on: dict[tuple, str] = {}
+    for r in sorted(rows, key=_order):
+        scored_on.setdefault((r.input, r.dataset, r.protocol), r.data)
+    cells = sorted(scored_on, key=lambda c: (INPUTS.get(c[0], 9), c[1], strict.get(c[2], 3)))
     families = list(dict.fromkeys(r.family for r in sorted(rows, key=_order)))
-    head = ["model", *(f"{i} {d}, {p}: {n}" for i, d, p, n in cells), "change from random"]
+    head = ["model", *(f"{i} {d}, {p} ({scored_on[(i, d, p)]})" for i, d, p in cells), "change from random"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family in families:
-        acc = {(r.input, r.dataset, r.protocol, r.data): r.accuracy for r in rows if r.family == family}
-        drops = []
-        for (inp, dataset, protocol, _), a in acc.items():
-            random = [b for (i, d, p, _), b in acc.items() if (i, d, p) == (inp, dataset, "random")]
-            if protocol != "random" and random:
-                drops.append(f"{inp} {dataset} → {protocol}: {a - random[0]:+.3f}")
+        acc = {(r.input, r.dataset, r.protocol): r.accuracy for r in rows if r.family == family}
+        drops = [
+            f"{i} {d} → {p}: {a - acc[(i, d, 'random')]:+.3f}"
+            for (i, d, p), a in acc.items()
+            if p != "random" and (i, d, "random") in acc
+        ]
         line = [FAMILIES.get(family, family), *(fmt(acc.get(c)) for c in cells), "; ".join(drops) or "–"]
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines) + "\n"
@@ -280,7 +281,8 @@ def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command:
         "\n## Every family\n\nOne row per model family, input and protocol, again the variant (feature set, search) "
         "with the best inner-CV score.\n\n" + table(top, with_variant=True),
         "\n## Generalisation: how much each family drops as the protocol gets stricter\n\n"
-        "Columns are different data (named in the header), so compare within a row.\n\n" + generalisation(top),
+        "Columns are different data (named in the header; networks score the same tracks, as whole tracks), so "
+        "compare within a row. For 30-second inputs a random split is already a split by track.\n\n" + generalisation(top),
         "\n## Confusion matrices\n\nRows are true genres, columns predictions; one per row of the summary.\n\n",
     ]
     for r in best:
