@@ -43,10 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     for path, error in failed.items():
         print(f"unreadable, left out: {path}: {error}", flush=True)
     results_path = Path(args.out_dir) / "results.json"
+    data = Path(args.data_dir).name  # recorded with each result: runs on other folders are kept apart
     results = json.loads(results_path.read_text()) if results_path.exists() else []
     for seconds in args.input_seconds:
         settings = CnnSettings(**{**asdict(base), "seconds": seconds})
-        done = next((r for r in results if r["settings"] == asdict(settings) and r["tracks"] == len(clips)), None)
+
+        def same_run(r: dict, settings=settings) -> bool:  # files from before data_dir was recorded: gtzan_mini
+            return r["settings"] == asdict(settings) and r["tracks"] == len(clips) and r.get("data_dir", data) == data
+
+        done = next((r for r in results if same_run(r)), None)
         if done is None:
             cv = cross_validate(clips, settings)
             network = build_cnn(seconds, settings.width, settings.blocks, settings.dropout)
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             done = {
                 "settings": asdict(settings),
                 "tracks": len(clips),
+                "data_dir": data,
                 "protocol": f"grouped {settings.folds}-fold by track, seed {settings.seed}",
                 "parameters": network.count_params(),
                 "size_bytes": size,
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                 "final_epochs": max(1, int(np.median(cv["epochs"]))),
             }
             results = json.loads(results_path.read_text()) if results_path.exists() else []  # another length may have finished
-            results = [r for r in results if r["settings"] != asdict(settings)] + [done]
+            results = [r for r in results if not same_run(r)] + [done]
             write_json_atomic(results_path, results)
         seg, trk = done["segment_accuracy"], done["track_accuracy"]
         print(
@@ -75,7 +81,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.model_dir:
             model = train_final(clips, settings, done["final_epochs"])
             model.meta.update(
-                {"trained_on": f"{len(clips)} tracks of {Path(args.data_dir).name}", "cross_validation": done["track_accuracy"]}
+                {
+                    "trained_on": f"{len(clips)} tracks of {data}",
+                    "cross_validation": {
+                        "protocol": done["protocol"],
+                        "tracks": len(clips),
+                        "track_accuracy": done["track_accuracy"],
+                    },
+                }
             )
             command = "python experiments/cnn_keras.py " + shlex.join(argv)
             card = model_card(settings, done, len(clips), done["parameters"], done["size_bytes"], command)

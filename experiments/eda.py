@@ -32,7 +32,7 @@ class Arguments:
     audio_dir: str = field(default=str(SHARED / "gtzan_mini"), metadata={"help": "GTZAN audio folder (any layout)"})
     work_dir: str = field(default="work", metadata={"help": "cache for the extracted 3-second table"})
     out_dir: str = field(default="docs", metadata={"help": "eda.md goes here, figures under figures/eda/"})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"help": "seed of PCA and t-SNE"})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = {part: sorted(ids) for part, ids in filtered_split().items()}
     sources = {"30 s table": os.path.relpath(args.table_30s), "audio": os.path.relpath(args.audio_dir)}
     command = " ".join(["python experiments/eda.py", *map(shlex.quote, argv)])
-    print(write_eda(table, clips, table_3s, splits, args.out_dir, sources, command))
+    print(write_eda(table, clips, table_3s, splits, args.out_dir, sources, command, seed=args.seed))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
+from musicgenre.errors import MusicGenreError
 from musicgenre.report import gather, render, update_readme
 
 
@@ -34,13 +35,16 @@ def main(argv: list[str] | None = None) -> None:
     present = [f for f in args.files if Path(f).exists()]
     for f in sorted(set(args.files) - set(present)):
         print(f"not found, left out: {f}", flush=True)
-    rows, sources = gather(present)
+    rows, sources, timings = gather(present)
     command = " ".join(["python experiments/report.py", *map(shlex.quote, argv)])
-    path = render(rows, sources, args.out, command)
+    path = render(rows, sources, args.out, command, timings)
     print(f"{path}: {len(rows)} results from {len(sources)} files")
-    if args.readme and args.readme.lower() != "none" and update_readme(args.readme, rows, str(Path(args.out))):
+    if args.readme and args.readme.lower() != "none" and update_readme(args.readme, rows, str(Path(args.out).resolve())):
         print(f"{args.readme}: summary table updated")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MusicGenreError as exc:  # e.g. no result files: say so, and leave the report and README as they were
+        sys.exit(f"error: {exc}")

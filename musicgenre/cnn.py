@@ -61,7 +61,8 @@ def build_cnn(seconds: float, width: int = 16, blocks: int = 4, dropout: float =
 
     Batch normalisation keeps its running statistics with momentum 0.9, not Keras' 0.99: with a
     few dozen steps per epoch the slow average still remembers its initial values when early
-    stopping evaluates, and a held-out fold then scores at chance (measured: 0.07 vs 0.64 after 8 epochs).
+    stopping evaluates, and a held-out fold then scores at chance (3 s inputs, fold 0 of the 76-clip CV,
+    seed 0: 0.07 vs 0.64 per segment after 8 epochs).
     """
     import keras
     from keras import layers

@@ -23,12 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
 from musicgenre.features import SAMPLE_RATE
 
 SERVED = ("bundled", "cnn-3s", "cnn-30s", "distilhubert")
+MEASURED_KEYS = ("dataset", "protocol", "feature_set", "search")  # which study result a shallow measurement stands for
 
 
 def _rss_mb() -> float:
+    """The process's peak resident memory so far (what ``ru_maxrss`` measures), in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
@@ -57,7 +60,7 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
             from musicgenre.modelio import bundled_model_path, resolve_model
 
             model, family, inp, folder = resolve_model("bundled"), "bundled", "30 s", bundled_model_path()
-            what = "the bundled model (LDA on handcrafted features)"
+            what = f"the bundled model ({model.meta.get('estimator', 'shallow')} on handcrafted features)"
         elif name.startswith("cnn-"):
             from musicgenre.cnn import CnnModel, build_cnn, save_cnn
             from musicgenre.cnn_training import CnnSettings
@@ -85,7 +88,7 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
             runtime = "ONNX Runtime" if model.session is not None else "torch"
             what = f"DistilHuBERT-sized transformers model, {millions:.1f} M parameters, random weights, {runtime}"
         else:
-            raise ValueError(f"unknown served model {name!r}")
+            raise ModelError(f"unknown served model {name!r}; choose from {SERVED}")
         loaded_mb = _rss_mb()
         seconds_per_clip = _time(model, clip, runs)
         size = _folder_bytes(folder)
@@ -95,8 +98,8 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
         "model": what,
         "size_bytes": size,
         "seconds_per_30s_clip": round(seconds_per_clip, 3),
-        "rss_after_imports_mb": round(imports_mb),
-        "rss_after_load_mb": round(loaded_mb),
+        "peak_rss_after_imports_mb": round(imports_mb),
+        "peak_rss_after_load_mb": round(loaded_mb),
         "peak_rss_mb": round(_rss_mb()),
     }
 
@@ -118,7 +121,7 @@ def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) 
             candidates = [r for r in results if r["model"] == family and (r["dataset"], r["protocol"]) == cell]
             chosen = pick_best(candidates) if candidates else None
             params = chosen["best_params"] if chosen else {}
-            params = params if isinstance(params, dict) else params[0]  # nested CV: one set per outer fold
+            params = params if isinstance(params, dict) else params[0]  # nested CV chose per outer fold: the first stands in
             feature_set = chosen["feature_set"] if chosen else "invariant"
             source = f"parameters chosen in {' '.join(cell)}" if chosen else "default parameters"
             model = ShallowModel(make_pipeline(family, params, 0, feature_set).fit(X, y), window_seconds=seconds)
@@ -129,6 +132,7 @@ def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) 
                     "family": family,
                     "input": inp,
                     "model": f"{family} ({feature_set} features, {source}), fitted on {len(y)} table rows",
+                    "measures": {k: chosen[k] for k in MEASURED_KEYS} if chosen else None,
                     "size_bytes": size,
                     "seconds_per_30s_clip": round(_time(model, clip, runs), 3),
                 }

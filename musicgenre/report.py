@@ -64,7 +64,7 @@ class Row:
     extra: dict = field(default_factory=dict)
 
     @property
-    def cell(self) -> tuple[str, str, str, str]:
+    def cell(self) -> tuple[str, str, str, str, str]:
         return self.family, self.input, self.protocol, self.dataset, self.data
 
 
@@ -91,6 +91,12 @@ def _shallow(rows: list[dict], source: str) -> list[Row]:
                 labels=r["labels"],
                 source=source,
                 note=r.get("note", ""),
+                extra={
+                    "dataset": r["dataset"],
+                    "protocol": r["protocol"],
+                    "feature_set": r["feature_set"],
+                    "search": r["search"],
+                },
             )
         )
     return out
@@ -160,20 +166,31 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
     raise DataError(f"{path}: not a result file this report knows (shallow, CNN, fine-tuning run or inference benchmark)")
 
 
-def gather(paths: Iterable[str | os.PathLike]) -> tuple[list[Row], list[str]]:
-    """Every row of every file, with size and CPU time filled in from inference benchmarks."""
+def _measures(row: Row, timing: dict) -> bool:
+    """Whether a benchmark entry measured this row's model: networks by family and input (training data does
+    not change their cost), shallow pipelines only for the exact study cell and variant that was fitted."""
+    if row.family != timing["family"] or row.input != timing["input"]:
+        return False
+    wanted = timing.get("measures")
+    return wanted is None if row.selection_score is None else wanted == {k: row.extra.get(k) for k in wanted or {}}
+
+
+def gather(paths: Iterable[str | os.PathLike]) -> tuple[list[Row], list[str], list[dict]]:
+    """Every row of every file, with size and CPU time filled in from inference benchmarks, and those benchmarks."""
     rows, timings, sources = [], [], []
     for path in paths:
         found, measured = read(path)
         rows += found
         timings += measured
         sources.append(str(path))
+    if not sources:
+        raise DataError("no result files: run the experiments first, or name their files with --files")
     for row in rows:
-        match = next((t for t in timings if t["family"] == row.family and t["input"] == row.input), None)
+        match = next((t for t in timings if _measures(row, t)), None)
         if match:
             row.size_bytes = row.size_bytes or match.get("size_bytes")
             row.cpu_seconds = match.get("seconds_per_30s_clip")
-    return rows, sources
+    return rows, sources, timings
 
 
 def headline(rows: list[Row]) -> list[Row]:
@@ -194,7 +211,7 @@ def summary(rows: list[Row]) -> list[Row]:
     """Per input x dataset x protocol: the shallow model with the best inner-CV score, and every network row."""
     best: dict[tuple, Row] = {}
     for row in headline(rows):
-        key = row.cell[1:] if row.selection_score is not None else row.cell
+        key = row.cell[1:] if row.selection_score is not None else (*row.cell, row.variant)
         if key not in best or (row.selection_score or 0) > (best[key].selection_score or 0):
             best[key] = row
     return sorted(best.values(), key=lambda r: (INPUTS.get(r.input, 9), r.dataset, _order(r)[3], _order(r)))
@@ -228,6 +245,12 @@ def table(rows: list[Row], with_variant: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _label(row: Row) -> str:
+    """Family name; a network's variant too, since several network settings can share a cell."""
+    name = FAMILIES.get(row.family, row.family)
+    return name if row.selection_score is not None else f"{name} ({row.variant})"
+
+
 def generalisation(rows: list[Row]) -> str:
     """Accuracy of each family as the protocol gets stricter (random -> grouped -> filtered), per input and dataset."""
     strict = {"random": 0, "grouped": 1, "filtered": 2}
@@ -235,17 +258,17 @@ def generalisation(rows: list[Row]) -> str:
     for r in sorted(rows, key=_order):
         scored_on.setdefault((r.input, r.dataset, r.protocol), r.data)
     cells = sorted(scored_on, key=lambda c: (INPUTS.get(c[0], 9), c[1], strict.get(c[2], 3)))
-    families = list(dict.fromkeys(r.family for r in sorted(rows, key=_order)))
+    labels = list(dict.fromkeys(_label(r) for r in sorted(rows, key=_order)))
     head = ["model", *(f"{i} {d}, {p} ({scored_on[(i, d, p)]})" for i, d, p in cells), "change from random"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for family in families:
-        acc = {(r.input, r.dataset, r.protocol): r.accuracy for r in rows if r.family == family}
+    for label in labels:
+        acc = {(r.input, r.dataset, r.protocol): r.accuracy for r in rows if _label(r) == label}
         drops = [
             f"{i} {d} → {p}: {a - acc[(i, d, 'random')]:+.3f}"
             for (i, d, p), a in acc.items()
             if p != "random" and (i, d, "random") in acc
         ]
-        line = [FAMILIES.get(family, family), *(fmt(acc.get(c)) for c in cells), "; ".join(drops) or "–"]
+        line = [label, *(fmt(acc.get(c)) for c in cells), "; ".join(drops) or "–"]
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines) + "\n"
 
@@ -263,19 +286,33 @@ PROTOCOLS_TEXT = (
 )
 
 
-def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command: str) -> Path:
+def served_table(timings: list[dict]) -> str:
+    """Every model the inference benchmark measured, including those no accuracy row stands for."""
+    lines = ["| family | input | model | size | CPU s / 30 s clip | peak RSS (process) |", "|---|---|---|---|---|---|"]
+    for t in timings:
+        rss = f"{t['peak_rss_mb']} MB" if "peak_rss_mb" in t else "–"
+        cells = [FAMILIES.get(t["family"], t["family"]), t["input"], t["model"], _size(t.get("size_bytes"))]
+        lines.append("| " + " | ".join([*cells, _seconds(t.get("seconds_per_30s_clip")), rss]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command: str, timings: list[dict] = ()) -> Path:
     """Write the report (Markdown) to ``out`` and its confusion-matrix figures beside it; return its path."""
     from musicgenre.atomic import atomic_open
 
     out = Path(out)
     figures = out.parent / "figures" / "report"
     figures.mkdir(parents=True, exist_ok=True)
+    for stale in figures.glob("confusion_*.png"):  # figures of rows no longer reported
+        stale.unlink()
     top, best = headline(rows), summary(rows)
     parts = [
         "# Results: every model under the same protocols\n\n",
         f"Generated by `{command}` from {len(sources)} result files ({', '.join(f'`{s}`' for s in sources)}); "
-        f"nothing here is typed in by hand. {PROTOCOLS_TEXT} Size is the saved model; CPU time is one 30-second "
-        "clip end to end (decoded audio to probabilities), median after warm-up, from the inference benchmark.\n",
+        f"nothing here is typed in by hand. {PROTOCOLS_TEXT} Size and CPU time come from the inference benchmark "
+        "(one 30-second clip end to end, decoded audio to probabilities, median after warm-up): for networks, the "
+        "same architecture; for a shallow family, the pipeline that the filtered cell (30 s) or the grouped cell "
+        "(3 s) chose, refitted on the public table's rows, so only those rows show them.\n",
         "\n## Summary\n\nPer input, data and protocol: the shallow model with the best inner-CV score on training "
         "data (not the best reported score), and every network.\n\n" + table(best, with_variant=True),
         "\n## Every family\n\nOne row per model family, input and protocol, again the variant (feature set, search) "
@@ -292,6 +329,8 @@ def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command:
         title = f"{FAMILIES.get(r.family, r.family)}, {r.input} {r.dataset}, {r.protocol}: acc {r.accuracy:.3f}, seed {r.seed}"
         plot_confusion(r.confusion, r.labels, f"{title}\n{r.data}", figures / name)
         parts.append(f"![{title}](figures/report/{name})\n")
+    if timings:
+        parts.append("\n## Every served model: size, CPU time and memory\n\n" + served_table(timings))
     parts.append(
         "\n## Published anchors (published, not measured here)\n\n| model | input | protocol | accuracy |\n|---|---|---|---|\n"
         + "\n".join(f"| {m} | {i} | {p} | {a:.3f} (published, not measured here) |" for m, i, p, a in ANCHORS)
@@ -316,6 +355,7 @@ def update_readme(readme: str | os.PathLike, rows: list[Row], report_link: str) 
     text = Path(readme).read_text()
     if README_START not in text or README_END not in text:
         return False
+    report_link = os.path.relpath(report_link, Path(readme).resolve().parent)
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     block = (

@@ -57,7 +57,16 @@ def result_files(tmp_path_factory):
         "metrics": {"eval_accuracy": 0.61, "eval_macro_f1": 0.6, "eval_clips": 188},
     }
     (root / "run.json").write_text(json.dumps(run))
-    bench = {"results": [{"family": "lda", "input": "30 s", "size_bytes": 40_000, "seconds_per_30s_clip": 0.31}]}
+    lda = rows[0]  # the benchmark measured the pipeline of exactly this cell and variant
+    measures = {k: lda[k] for k in ("dataset", "protocol", "feature_set", "search")}
+    timing = {"size_bytes": 40_000, "seconds_per_30s_clip": 0.31}
+    served = {"size_bytes": 70_000, "seconds_per_30s_clip": 0.4, "peak_rss_mb": 600}
+    bench = {
+        "results": [
+            {"family": "lda", "input": "30 s", "model": "LDA", "measures": measures, **timing},
+            {"family": "bundled", "input": "30 s", "model": "the bundled one", **served},
+        ]
+    }
     (root / "bench.json").write_text(json.dumps(bench))
     return root, rows
 
@@ -79,7 +88,10 @@ def test_every_row_is_in_the_report_and_the_readme_table_is_refreshed(result_fil
         lines = [line for line in every.splitlines() if variant in line and r["train_description"] in line]
         assert any(f"| {accuracy:.3f} |" in line for line in lines)
     assert "| CNN (Keras, log-mel) |" in every and "| DistilHuBERT (fine-tuned) |" in every and "0.610" in every
-    assert "| 40 kB | 0.31 |" in report  # size and CPU time joined from the benchmark onto the LDA 30 s rows
+    every_lines = every.splitlines()
+    measured = [line for line in every_lines if "| 40 kB | 0.31 |" in line]
+    assert len(measured) == 1 and measured[0].startswith("| LDA |") and "| 30 s | audio | random |" in measured[0]
+    assert "| bundled | 30 s | the bundled one | 70 kB | 0.40 | 600 MB |" in report  # served models listed too
     for name, *_ in ANCHORS:
         assert f"| {name} |" in report
     assert report.count(" (published, not measured here) |") == len(ANCHORS)
@@ -91,12 +103,21 @@ def test_every_row_is_in_the_report_and_the_readme_table_is_refreshed(result_fil
 
 def test_headline_picks_by_inner_cv_not_by_the_reported_score(result_files):
     root, rows = result_files
-    found, _ = gather([root / "shallow.json"])
+    found, _, _ = gather([root / "shallow.json"])
     assert len(found) == len(rows)
     for row in headline(found):
         same_cell = [r for r in found if r.cell == row.cell]
         assert row.selection_score == max(r.selection_score for r in same_cell)
     assert len(headline(found)) == 6  # 3 families x 2 cells: one variant each here
+
+
+def test_no_result_files_is_an_error_that_leaves_the_readme_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\nkept\n{README_END}\n")
+    cmd = [sys.executable, "experiments/report.py", "--files", str(tmp_path / "missing.json"), "--readme", str(readme)]
+    done = subprocess.run(cmd + ["--out", str(tmp_path / "r.md")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode != 0 and "error: no result files" in done.stderr and "Traceback" not in done.stderr
+    assert "kept" in readme.read_text() and not (tmp_path / "r.md").exists()
 
 
 def test_unknown_or_broken_files_are_a_data_error(tmp_path):
