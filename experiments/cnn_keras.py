@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         done = next((r for r in results if same_run(r)), None)
         if done is None:
             cv = cross_validate(clips, settings)
+            # Size and parameters depend on the architecture only (no optimizer state is saved): measured on a fresh one.
             network = build_cnn(seconds, settings.width, settings.blocks, settings.dropout)
             with tempfile.TemporaryDirectory() as tmp:
                 network.save(Path(tmp) / "m.keras")

@@ -214,13 +214,15 @@ def _run_key(r: dict) -> tuple:
     return r["model"], r["feature_set"], r["search"], r["dataset"], r["protocol"], r["seed"]
 
 
-def pick_best(cell: list[dict]) -> dict:
-    """The result a person would have chosen without seeing the reported score: best inner CV.
+def selection_key(r: dict) -> tuple:
+    """How results are ranked when one is picked: inner CV; exact ties go to the simpler search
+    space (grid), then by name, so the pick never depends on the order results were computed in."""
+    return r["inner_cv_accuracy"], r["search"] == "grid", r["model"], r["feature_set"]
 
-    Exact ties go to the simpler search space (grid), then by name, so the pick never depends
-    on the order results were computed in.
-    """
-    return max(cell, key=lambda r: (r["inner_cv_accuracy"], r["search"] == "grid", r["model"], r["feature_set"]))
+
+def pick_best(cell: list[dict]) -> dict:
+    """The result a person would have chosen without seeing the reported score: best inner CV."""
+    return max(cell, key=selection_key)
 
 
 def run_all(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from musicgenre.errors import DataError
 from musicgenre.evaluation import fmt, plot_confusion
+from musicgenre.experiment import selection_key
 
 FAMILIES = {
     "svm": "SVM",
@@ -56,6 +57,7 @@ class Row:
     source: str
     segment_accuracy: float | None = None
     selection_score: float | None = None  # inner-CV score that picks among variants; None: always shown
+    rank: tuple = ()  # experiment.selection_key: inner CV, then the same tie-breaks as the study's own picks
     confusion: list[list[int]] | None = None
     labels: list[str] | None = None
     size_bytes: int | None = None
@@ -87,6 +89,7 @@ def _shallow(rows: list[dict], source: str) -> list[Row]:
                 macro_f1=r["track_macro_f1"] if three else r["macro_f1"],
                 segment_accuracy=r["accuracy"] if three else None,
                 selection_score=r["inner_cv_accuracy"],
+                rank=selection_key(r),
                 confusion=r["track_confusion_matrix"] if three else r["confusion_matrix"],
                 labels=r["labels"],
                 source=source,
@@ -202,7 +205,7 @@ def headline(rows: list[Row]) -> list[Row]:
             shown.append(row)
             continue
         best = chosen.get(row.cell)
-        if best is None or row.selection_score > best.selection_score:
+        if best is None or row.rank > best.rank:
             chosen[row.cell] = row
     return sorted([*chosen.values(), *shown], key=_order)
 
@@ -212,7 +215,7 @@ def summary(rows: list[Row]) -> list[Row]:
     best: dict[tuple, Row] = {}
     for row in headline(rows):
         key = row.cell[1:] if row.selection_score is not None else (*row.cell, row.variant)
-        if key not in best or (row.selection_score or 0) > (best[key].selection_score or 0):
+        if key not in best or row.rank > best[key].rank:
             best[key] = row
     return sorted(best.values(), key=lambda r: (INPUTS.get(r.input, 9), r.dataset, _order(r)[3], _order(r)))
 

@@ -17,7 +17,7 @@ import numpy as np
 from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_samples
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.modelio import CONFIG_NAME, bundled_model_path, hub_reachable, resolve_model
+from musicgenre.modelio import hub_reachable, resolve_model
 from musicgenre.predict import GenreModel, summarise, window_probabilities
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ def load_models(
         _add(models, notices, spec, online)
     if bundled:
         _add(models, notices, "bundled", online, BUNDLED_NAME)
-        if (bundled_model_path("cnn") / CONFIG_NAME).is_file():  # shipped only when it is clearly better than chance
-            _add(models, notices, "bundled:cnn", online, BUNDLED_CNN_NAME)
+        _add(models, notices, "bundled:cnn", online, BUNDLED_CNN_NAME)
     for spec in specs[1:]:
         _add(models, notices, spec, online)
     if not models:
