@@ -27,6 +27,9 @@ MAX_PEAK = 1e4  # float audio lives around ±1; far beyond is a unit mistake (or
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}
 FFMPEG_EXTENSIONS = {".m4a", ".aac", ".webm", ".mp4", ".opus", ".wma", ".mka"}
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS  # what a dataset folder scan picks up
+MIN_SAMPLE_RATE = 4_000  # below any real recording format (telephone audio is 8 kHz)
+MAX_SAMPLE_RATE = 768_000  # the highest rate audio interfaces offer
+READ_BLOCK_FRAMES = 1 << 18  # frames decoded at a time (~6 s at 44.1 kHz)
 
 
 @dataclass
@@ -45,19 +48,26 @@ class Audio:
 
 
 def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | None]:
+    """Decode block by block, downmixing each block: memory follows the cap in mono, not the header's claims."""
     try:
         with sf.SoundFile(str(path)) as f:
             rate = f.samplerate
             total = f.frames if f.frames > 0 else None
             limit = int(math.ceil(max_seconds * rate)) + 1
-            data = f.read(frames=limit, dtype="float32", always_2d=True)
+            parts, got = [], 0
+            while got < limit:
+                block = f.read(frames=min(READ_BLOCK_FRAMES, limit - got), dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+                got += len(block)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         reason = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("Error opening :", "").strip()
         if "does not exist" in reason:  # libsndfile's words for an MP3 it cannot parse; the file is there
             reason = "unrecognised or damaged audio data"
         raise AudioError(f"{path.name}: not a readable audio file ({reason})") from None
     seconds = total / rate if total else None
-    return np.mean(data, axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0], rate, seconds
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), rate, seconds
 
 
 def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
@@ -94,6 +104,12 @@ def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype="<f4").copy()
 
 
+def check_sample_rate(sr: float, name: str = "audio") -> None:
+    """Refuse rates no recording has: resampling from them would make a huge or meaningless signal."""
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: unsupported sample rate {sr:g} Hz (expected {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz)")
+
+
 def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
     """Reject audio no model can use; return it as contiguous float32."""
     y = np.ascontiguousarray(y, dtype=np.float32)
@@ -113,22 +129,36 @@ def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
     return y
 
 
-def prepare_samples(y: np.ndarray, sr: int, target_sr: int | None = None, name: str = "audio") -> np.ndarray:
-    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, resample and validate in-memory audio.
+def prepare_samples(
+    y: np.ndarray,
+    sr: int,
+    target_sr: int | None = None,
+    name: str = "audio",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> np.ndarray:
+    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, cut to ``max_seconds``, resample and validate.
 
-    Integer PCM (e.g. int16 from a browser recording) is scaled to ±1 floats.
+    Integer PCM (e.g. int16 from a browser recording) is scaled to ±1 floats. The cut comes
+    before any conversion, so an hour-long array costs no more than ``max_seconds`` of it.
     """
     y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer):
-        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
-    y = y.astype(np.float32, copy=False)
+    if y.ndim not in (1, 2):
+        raise AudioError(f"{name}: expected a 1-D or 2-D array of samples, got shape {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise AudioError(f"{name}: expected numeric samples, got {y.dtype}")
+    check_sample_rate(sr, name)
     if y.ndim == 2:
         channel_axis = 0 if y.shape[0] < y.shape[1] else 1
-        y = y.mean(axis=channel_axis)
-    if y.ndim != 1:
-        raise AudioError(f"{name}: expected a 1-D or 2-D array of samples, got shape {y.shape}")
-    if sr <= 0:
-        raise AudioError(f"{name}: invalid sample rate {sr}")
+        if max_seconds is not None:
+            y = y[:, : int(round(max_seconds * sr))] if channel_axis == 0 else y[: int(round(max_seconds * sr))]
+    elif max_seconds is not None:
+        y = y[: int(round(max_seconds * sr))]
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+        y = y.astype(np.float32, copy=False)
+    if y.ndim == 2:
+        y = y.mean(axis=channel_axis, dtype=np.float32)
     if not np.all(np.isfinite(y)):  # before resampling: librosa refuses non-finite input with its own error
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:
@@ -182,7 +212,7 @@ def load_audio(
             length = f"{original:.1f} s" if original else f"more than {max_seconds:g} s"
             raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
         y = y[:cap]
-    y = prepare_samples(y, rate, sr, name)
+    y = prepare_samples(y, rate, sr, name, max_seconds=None)  # already cut above
     return Audio(y, sr or rate, str(path), truncated, original)
 
 

@@ -15,7 +15,9 @@ from musicgenre.errors import MusicGenreError, describe_failure
 def _features(args: argparse.Namespace) -> int:
     from musicgenre.table import extract_inputs
 
-    report = extract_inputs(args.inputs, args.out, args.segment_seconds, args.workers, progress=not args.no_progress)
+    report = extract_inputs(
+        args.inputs, args.out, args.segment_seconds, args.workers, progress=not args.no_progress, save_every=args.save_every
+    )
     print(report.summary(args.out), file=sys.stderr)
     return 0
 
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-seconds", type=float, default=None, help="one row per segment of this length (the 3-second table: 3)"
     )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument(
+        "--save-every", type=float, default=10.0, help="seconds between saves of finished rows (what an interruption can lose)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_features)
 

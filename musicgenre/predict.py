@@ -39,10 +39,16 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
-def predict_array(model: GenreModel, y: np.ndarray, sr: int) -> dict:
-    """Classify in-memory audio (any rate, mono or multichannel)."""
-    samples = prepare_samples(y, sr, model.sample_rate)
-    return summarise(model.labels, window_probabilities(model, samples))
+def predict_array(model: GenreModel, y: np.ndarray, sr: int, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:
+    """Classify in-memory audio (any rate, mono or multichannel); only its first ``max_seconds`` are used.
+
+    Raises ``AudioError`` for anything that is not usable audio (see ``audio.prepare_samples``).
+    """
+    samples = prepare_samples(y, sr, model.sample_rate, max_seconds=max_seconds)
+    out = summarise(model.labels, window_probabilities(model, samples))
+    if max(np.shape(y)) > max_seconds * sr:  # the time axis is the longer one (as prepare_samples assumes)
+        out["truncated"] = True
+    return out
 
 
 def predict_file(model: GenreModel, path: str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:

@@ -170,7 +170,7 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
     results = []
     for name, model in models.items():
         start = time.perf_counter()
-        samples = prepare_samples(audio.samples, audio.sample_rate, model.sample_rate, name=Path(path).name)
+        samples = prepare_samples(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, max_seconds=None)
         probs = window_probabilities(model, samples)
         results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
     return Analysis(

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musicgenre.atomic import atomic_open
+from musicgenre.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.audio import load_audio, windows
 from musicgenre.data import find_audio_files, label_from_path
 from musicgenre.errors import AudioError, MusicGenreError, describe_failure
@@ -94,12 +94,13 @@ def extract_inputs(
     segment_seconds: float | None = None,
     workers: int | None = None,
     progress: bool = True,
+    save_every: float = 10.0,
 ) -> ExtractionReport:
     """Files and dataset folders to a feature table (what ``musicgenre features`` runs)."""
     files = find_audio_files(inputs)
     if not files:
         raise MusicGenreError(f"no audio files found in {', '.join(map(str, inputs))}")
-    return extract_table(files, out, segment_seconds, workers, progress)
+    return extract_table(files, out, segment_seconds, workers, progress, save_every)
 
 
 def _results(
@@ -119,12 +120,17 @@ def extract_table(
     segment_seconds: float | None = None,
     workers: int | None = None,
     progress: bool = True,
-    flush_seconds: float = 10.0,
+    save_every: float = 10.0,
 ) -> ExtractionReport:
-    """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there."""
+    """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there.
+
+    Finished rows are saved (atomically) at most every ``save_every`` seconds and at the end, so
+    a killed run loses at most that much work and a re-run picks up where it stopped.
+    """
     from tqdm import tqdm
 
     out = Path(out)
+    remove_stale_temporaries(out)  # a killed run's half-written save; the table itself is always whole
     rows = read_rows(out)
     done = {r["filename"] for r in rows}
     report = ExtractionReport()
@@ -148,7 +154,7 @@ def extract_table(
             rows.extend(new_rows)
             report.written += 1
             pending += 1
-            if time.monotonic() - last_flush >= flush_seconds:
+            if time.monotonic() - last_flush >= save_every:
                 write_rows_atomic(out, rows)
                 last_flush, pending = time.monotonic(), 0
     finally:

@@ -18,11 +18,13 @@ class Arguments:
     out: str = field(metadata={"help": "CSV to create or extend (resumable)"})
     segment_seconds: float | None = field(default=None, metadata={"help": "3 for the 3-second table"})
     workers: int | None = None
+    save_every: float = field(default=10.0, metadata={"help": "seconds between saves of finished rows"})
 
 
 def main() -> None:
     (args,) = parse_dataclasses(Arguments, description=__doc__)
-    report = extract_table(find_audio_files(args.inputs), args.out, args.segment_seconds, args.workers)
+    files = find_audio_files(args.inputs)
+    report = extract_table(files, args.out, args.segment_seconds, args.workers, save_every=args.save_every)
     print(f"{report.written} added, {report.skipped} already present, {len(report.failed)} unreadable")
     for path, error in report.failed.items():
         print(f"  unreadable: {path}: {error}")

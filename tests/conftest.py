@@ -21,6 +21,7 @@ os.environ["MUSICGENRE_CACHE"] = tempfile.mkdtemp(prefix="musicgenre-cache-")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = default_shared_data()
 SR = 22050
+UPLOAD_LIMIT = "8mb"  # the test server's --max_upload
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +85,23 @@ def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.
 def write_audio(path: Path, seconds: float = 5.0, sr: int = SR, seed: int = 0, channels: int = 1, **kwargs) -> Path:
     sf.write(path, synth(seconds, sr, seed, channels), sr, **kwargs)
     return path
+
+
+@pytest.fixture(scope="session")
+def app(tiny_hubert, tmp_path_factory):
+    """One real app server for the whole session, on 127.0.0.1, offline: the bundled models and the tiny HuBERT."""
+    from musicgenre.app_process import launch_app
+    from musicgenre.errors import MusicGenreError
+
+    log = tmp_path_factory.mktemp("app") / "server.log"
+    try:
+        running = launch_app(ROOT / "app.py", ["--models", str(tiny_hubert), "--max_upload", UPLOAD_LIMIT], log)
+    except MusicGenreError as exc:
+        pytest.fail(str(exc))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def server(app) -> str:
+    return app.url

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 from conftest import ROOT, write_audio
@@ -62,3 +65,36 @@ def test_three_second_table_resumes_and_reports_short_clips(tmp_path):
     assert "pop.00003.wav: shorter than one 3-second segment" in again.stderr
     names = pd.read_csv(out)["filename"].tolist()
     assert names == ["pop.00001.0.wav", "pop.00001.1.wav", "pop.00002.0.wav", "pop.00002.1.wav"]
+
+
+def test_killed_extraction_resumes_with_every_clip_exactly_once(tmp_path):
+    """SIGKILL (no cleanup at all) in the middle of a two-process run, then the same command again."""
+    data = tmp_path / "rock"
+    data.mkdir()
+    names = [f"rock.{i:05d}.wav" for i in range(40)]
+    for i, name in enumerate(names):
+        write_audio(data / name, seconds=5.0, seed=i)
+    out = tmp_path / "table.csv"
+    cmd = [sys.executable, "-m", "musicgenre", "features", str(data), "--out", str(out), "--workers", "2", "--save-every", "0"]
+    log = tmp_path / "first-run.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*cmd, "--no-progress"], cwd=ROOT, start_new_session=True, stderr=err)
+    deadline = time.monotonic() + 300
+    partial = pd.DataFrame()
+    while proc.poll() is None and time.monotonic() < deadline:
+        if out.exists() and len(partial := pd.read_csv(out)) >= 3:  # always a whole table: saves are atomic
+            os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers, mid-run
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be interrupted:\n{log.read_text()}"
+    partial = pd.read_csv(out)
+    assert 3 <= len(partial) < len(names) and partial["filename"].is_unique
+
+    again = subprocess.run([*cmd, "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(names) - len(partial)} files added, {len(partial)} already present, 0 unreadable" in again.stderr
+    table = pd.read_csv(out)
+    assert sorted(table["filename"]) == names  # every clip, exactly once
+    pd.testing.assert_frame_equal(table.iloc[: len(partial)], partial)  # rows saved before the kill are untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
