@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from musicgenre.args import parse_dataclasses
 from musicgenre.audio import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
+from musicgenre.malloc import limit_malloc_arenas
 from musicgenre.serving import DEFAULT_MODEL_ID, Analysis, ModelSet, analyse, load_models, mel_spectrogram_db, ordered_scores
 
 log = logging.getLogger("musicgenre.app")
@@ -177,6 +178,7 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (args,) = parse_dataclasses(AppArguments, argv=argv, description=__doc__)
+    limit_malloc_arenas()  # before the server's worker threads exist: memory levels off under load
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP request otherwise
     models = load_models(args.model_id or None, args.models)
     models.warm_up()

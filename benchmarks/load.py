@@ -36,7 +36,7 @@ class Arguments:
     )
     clients: int = 8
     per_client: int = 10
-    bursts: int = 3
+    bursts: int = 10
     model: str = field(default="all", metadata={"help": "'all' or one served model's name"})
     concurrency_limit: int = field(default=2, metadata={"help": "the app's --concurrency_limit"})
     out: str = "benchmarks/load.json"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_audio
 
 
 @pytest.mark.slow
@@ -25,3 +25,37 @@ def test_inference_benchmark_records_every_requested_model(tmp_path):
         assert r["seconds_per_30s_clip"] > 0 and r["size_bytes"] > 0
         assert r["peak_rss_mb"] >= r["peak_rss_after_load_mb"] >= r["peak_rss_after_imports_mb"] > 0  # each in its own process
     assert result["clip_seconds"] == 30.0 and "bundled" in done.stdout  # the synthetic clip when no audio is given
+
+
+@pytest.mark.slow
+def test_feature_benchmark_records_speedups(tmp_path):
+    for i in range(3):
+        write_audio(tmp_path / f"blues.{i:05d}.wav", seconds=6.0, seed=i)
+    out = tmp_path / "features.json"
+    cmd = [sys.executable, "benchmarks/features.py", "--audio_dir", str(tmp_path), "--n_clips", "2", "--n_parallel_clips", "3"]
+    done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["clips"] == 2 and result["table_clips"] == 3
+    assert result["speedup_vs_naive"] == pytest.approx(
+        result["naive_seconds_per_clip_1core"] / result["fast_seconds_per_clip_1core"], rel=0.02
+    )
+    assert result["max_relative_difference"] < 1e-4  # the fast extractor computes the same values
+    assert "1" in result["clips_per_second_by_workers"] and result["speedup_all_cores_vs_one"] > 0
+
+
+@pytest.mark.slow
+def test_load_benchmark_checks_every_answer(tmp_path):
+    """A small run of benchmarks/load.py: its own app, cold start, one burst judged request by request."""
+    out = tmp_path / "load.json"
+    cmd = [sys.executable, "benchmarks/load.py", "--audio", str(tmp_path / "none"), "--bursts", "1"]
+    done = subprocess.run(
+        [*cmd, "--clients", "2", "--per_client", "3", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["cold_start_seconds"] >= result["page_seconds"] > 0
+    (burst,) = result["bursts"]
+    assert burst["requests"] == 6 and burst["problems"] == [] and burst["server_alive"]
+    assert burst["refused_as_expected"] == 3  # clients start at files 0 and 3 of clip, bad, clip, bad, ...
+    assert burst["latency_p95_seconds"] >= burst["latency_p50_seconds"] > 0 and burst["server_rss_mb"] > 0
