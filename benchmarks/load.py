@@ -39,6 +39,9 @@ class Arguments:
     bursts: int = 10
     model: str = field(default="all", metadata={"help": "'all' or one served model's name"})
     concurrency_limit: int = field(default=2, metadata={"help": "the app's --concurrency_limit"})
+    malloc_arena_max: int | None = field(
+        default=None, metadata={"help": "MALLOC_ARENA_MAX for the app (default: the app's own cap of 2; 8 x cores is glibc's)"}
+    )
     out: str = "benchmarks/load.json"
 
 
@@ -58,6 +61,7 @@ def main() -> None:
             args.bursts,
             args.model,
             app_args=("--concurrency_limit", str(args.concurrency_limit)),
+            app_env={"MALLOC_ARENA_MAX": str(args.malloc_arena_max)} if args.malloc_arena_max else None,
         )
     print(f"cold start (launch -> first answer): {result['cold_start_seconds']} s; models: {result['served_models']}")
     print(f"{args.clients} clients x {args.per_client} requests, {result['machine']}")

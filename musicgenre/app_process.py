@@ -57,16 +57,20 @@ class AppProcess:
                 self.proc.wait()
 
 
-def launch_app(app: str | os.PathLike, args: list[str], log: str | os.PathLike, timeout: float = 180.0) -> AppProcess:
+def launch_app(
+    app: str | os.PathLike, args: list[str], log: str | os.PathLike, timeout: float = 180.0, env: dict[str, str] | None = None
+) -> AppProcess:
     """Start ``python app ARGS`` offline on a free port and wait until its page answers.
 
     Offline (``HF_HUB_OFFLINE=1``) the default Hub model is reported as unreachable and the
-    bundled models are served. Raises ``MusicGenreError`` with the log's tail if it never comes up.
+    bundled models are served; ``env`` adds to the environment. Raises ``MusicGenreError`` with
+    the log's tail if it never comes up.
     """
     app, log = Path(app), Path(log)
     port = free_port()
     env = {
         **os.environ,
+        **(env or {}),
         "HF_HUB_OFFLINE": "1",
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),

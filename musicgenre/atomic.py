@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +17,7 @@ def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator
     """Open a temporary text file beside ``path``; on success it is synced and renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make the finished file private
@@ -32,12 +32,30 @@ def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator
         raise
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed ``atomic_open(path)`` left behind (call when no other writer runs)."""
+    """Delete temporary files that ``atomic_open(path)`` left behind in a process that no longer runs.
+
+    Names carry the writer's pid (``.NAME.PID.XXXXXXXX.tmp``), so a live writer's file is never
+    touched, nor are the temporaries of other outputs in the same folder.
+    """
     path = Path(path)
-    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]{{8}}\.tmp")
+    stale = []
+    for tmp in path.parent.glob(".*.tmp") if path.parent.is_dir() else []:
+        match = pattern.fullmatch(tmp.name)
+        if match and not _running(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            stale.append(tmp)
     return stale
 
 

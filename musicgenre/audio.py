@@ -7,7 +7,6 @@ project works without ffmpeg; other containers (m4a, aac, webm, ...) go through 
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -47,30 +46,59 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | None]:
-    """Decode block by block, downmixing each block: memory follows the cap in mono, not the header's claims."""
+class _UnreadableError(AudioError):
+    """libsndfile cannot parse the file (ffmpeg, when installed, may still)."""
+
+
+def _unreadable(path: Path, exc: Exception) -> _UnreadableError:
+    reason = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("Error opening :", "").strip()
+    if "does not exist" in reason:  # libsndfile's words for an MP3 it cannot parse; the file is there
+        reason = "unrecognised or damaged audio data"
+    return _UnreadableError(f"{path.name}: not a readable audio file ({reason})")
+
+
+def _read_soundfile(path: Path, sr: int | None, max_seconds: float) -> tuple[np.ndarray, int, float | None, bool]:
+    """At most ``max_seconds`` of ``path`` as mono float32 at ``sr`` (or the file's rate).
+
+    Decoded block by block, each block downmixed and (as one stream, identical to resampling the
+    whole) resampled at once, so memory follows the cap at the output rate, whatever the header
+    claims about the length, the channels or the rate. Returns the samples, their rate, the
+    file's length in seconds if the header gives one, and whether it was cut.
+    """
+    import soxr
+
+    errors = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
     try:
-        with sf.SoundFile(str(path)) as f:
-            rate = f.samplerate
-            total = f.frames if f.frames > 0 else None
-            limit = int(math.ceil(max_seconds * rate)) + 1
-            parts, got = [], 0
-            while got < limit:
-                block = f.read(frames=min(READ_BLOCK_FRAMES, limit - got), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(path))
+    except errors as exc:
+        raise _unreadable(path, exc) from None
+    with f:
+        rate, total = f.samplerate, (f.frames if f.frames > 0 else None)
+        check_sample_rate(rate, path.name)
+        limit = int(round(max_seconds * rate))
+        stream = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ") if sr and sr != rate else None
+        parts, got = [], 0
+        try:
+            while got <= limit:  # one frame past the cap tells whether there is more
+                block = f.read(frames=min(READ_BLOCK_FRAMES, limit + 1 - got), dtype="float32", always_2d=True)
                 if not len(block):
                     break
-                parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
                 got += len(block)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        reason = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("Error opening :", "").strip()
-        if "does not exist" in reason:  # libsndfile's words for an MP3 it cannot parse; the file is there
-            reason = "unrecognised or damaged audio data"
-        raise AudioError(f"{path.name}: not a readable audio file ({reason})") from None
+                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+                mono = mono[: len(mono) - max(0, got - limit)]
+                parts.append(stream.resample_chunk(mono) if stream is not None else mono)
+        except errors as exc:
+            raise _unreadable(path, exc) from None
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
     seconds = total / rate if total else None
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), rate, seconds
+    truncated = got > limit or (seconds is not None and seconds > max_seconds + 1.0 / rate)
+    y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return y, (sr or rate), seconds, truncated
 
 
-def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
+def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> tuple[np.ndarray, bool]:
+    """At most ``max_seconds`` at ``sr`` through the ffmpeg binary, and whether the input was longer."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError(
@@ -101,13 +129,16 @@ def _read_ffmpeg(path: Path, sr: int, max_seconds: float) -> np.ndarray:
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").replace(f"{path}: ", "").strip().splitlines()
         raise AudioError(f"{path.name}: ffmpeg could not decode it ({detail[-1] if detail else 'no detail'})")
-    return np.frombuffer(proc.stdout, dtype="<f4").copy()
+    y = np.frombuffer(proc.stdout, dtype="<f4")
+    cap = int(round(max_seconds * sr))
+    return y[:cap].copy(), y.size > cap  # decoded one sample past the cap to tell
 
 
 def check_sample_rate(sr: float, name: str = "audio") -> None:
     """Refuse rates no recording has: resampling from them would make a huge or meaningless signal."""
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise AudioError(f"{name}: unsupported sample rate {sr:g} Hz (expected {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz)")
+        shown = f"{sr:,.0f}" if float(sr).is_integer() else f"{sr:g}"
+        raise AudioError(f"{name}: unsupported sample rate {shown} Hz (expected {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz)")
 
 
 def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
@@ -129,17 +160,23 @@ def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
     return y
 
 
-def prepare_samples(
+def _time_axis(y: np.ndarray) -> int:
+    """Samples run along the longer axis: ``(n, channels)`` and ``(channels, n)`` both occur."""
+    return 0 if y.ndim == 1 or y.shape[0] >= y.shape[1] else 1
+
+
+def prepare_audio(
     y: np.ndarray,
-    sr: int,
+    sr: float,
     target_sr: int | None = None,
     name: str = "audio",
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
-) -> np.ndarray:
-    """Downmix ``(channels, n)`` or ``(n, channels)`` arrays, cut to ``max_seconds``, resample and validate.
+) -> Audio:
+    """In-memory audio made usable: cut to ``max_seconds``, downmixed, resampled to ``target_sr``, validated.
 
-    Integer PCM (e.g. int16 from a browser recording) is scaled to ±1 floats. The cut comes
-    before any conversion, so an hour-long array costs no more than ``max_seconds`` of it.
+    Takes 1-D or 2-D (``(n, channels)`` or ``(channels, n)``) arrays; integer PCM (e.g. int16 from
+    a browser recording) is scaled to ±1 floats. The cut comes before any conversion, so an
+    hour-long array costs no more than ``max_seconds`` of it.
     """
     y = np.asarray(y)
     if y.ndim not in (1, 2):
@@ -147,24 +184,35 @@ def prepare_samples(
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise AudioError(f"{name}: expected numeric samples, got {y.dtype}")
     check_sample_rate(sr, name)
-    if y.ndim == 2:
-        channel_axis = 0 if y.shape[0] < y.shape[1] else 1
-        if max_seconds is not None:
-            y = y[:, : int(round(max_seconds * sr))] if channel_axis == 0 else y[: int(round(max_seconds * sr))]
-    elif max_seconds is not None:
-        y = y[: int(round(max_seconds * sr))]
-    if np.issubdtype(y.dtype, np.integer):
-        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
+    axis = _time_axis(y)
+    seconds = y.shape[axis] / sr
+    truncated = max_seconds is not None and y.shape[axis] > int(round(max_seconds * sr))
+    if truncated:
+        y = np.take(y, np.arange(int(round(max_seconds * sr))), axis=axis)
+    if np.issubdtype(y.dtype, np.integer):  # PCM: signed around 0, unsigned (8-bit WAV style) around its midpoint
+        half = float(2 ** (8 * y.dtype.itemsize - 1))
+        y = (y.astype(np.float64) - (half if np.issubdtype(y.dtype, np.unsignedinteger) else 0.0)) / half
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
         y = y.astype(np.float32, copy=False)
     if y.ndim == 2:
-        y = y.mean(axis=channel_axis, dtype=np.float32)
+        y = y.mean(axis=1 - axis, dtype=np.float32)
     if not np.all(np.isfinite(y)):  # before resampling: librosa refuses non-finite input with its own error
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:
         y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)
         sr = target_sr
-    return validate_samples(y, sr, name)
+    return Audio(validate_samples(y, sr, name), int(sr), name, truncated, seconds)
+
+
+def prepare_samples(
+    y: np.ndarray,
+    sr: float,
+    target_sr: int | None = None,
+    name: str = "audio",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> np.ndarray:
+    """``prepare_audio``'s samples alone."""
+    return prepare_audio(y, sr, target_sr, name, max_seconds).samples
 
 
 def load_audio(
@@ -189,30 +237,24 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{name}: the file is empty (0 bytes)")
 
-    original: float | None
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         try:
-            y, rate, original = _read_soundfile(path, max_seconds)
-        except AudioError as libsndfile_error:
+            y, rate, original, truncated = _read_soundfile(path, sr, max_seconds)
+        except _UnreadableError as libsndfile_error:
             if shutil.which("ffmpeg") is None:
                 raise
-            rate, original = sr or 22050, None  # libsndfile refused it; ffmpeg reads more variants
-            try:
-                y = _read_ffmpeg(path, rate, max_seconds)
+            rate, original = sr or 22050, None
+            try:  # ffmpeg reads more variants of some formats
+                y, truncated = _read_ffmpeg(path, rate, max_seconds)
             except AudioError:
                 raise libsndfile_error from None
     else:
-        rate = sr or 22050
-        y = _read_ffmpeg(path, rate, max_seconds)
-        original = None
-    cap = int(round(max_seconds * rate))
-    truncated = y.size > cap or (original is not None and original > max_seconds + 1.0 / rate)
-    if truncated:
-        if on_overlong == "error":
-            length = f"{original:.1f} s" if original else f"more than {max_seconds:g} s"
-            raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
-        y = y[:cap]
-    y = prepare_samples(y, rate, sr, name, max_seconds=None)  # already cut above
+        rate, original = sr or 22050, None
+        y, truncated = _read_ffmpeg(path, rate, max_seconds)
+    if truncated and on_overlong == "error":
+        length = f"{original:.1f} s" if original else f"more than {max_seconds:g} s"
+        raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
+    y = prepare_samples(y[: int(round(max_seconds * rate))], rate, sr, name, max_seconds=None)  # already cut
     return Audio(y, sr or rate, str(path), truncated, original)
 
 

@@ -32,13 +32,6 @@ class Case:
     seconds: float | None = None  # the duration a prediction must report, when it is not the clip's
 
 
-def _music(seconds: float, sr: int, seed: int, channels: int = 1) -> np.ndarray:
-    y = example_clip(seconds, sr, seed)
-    if channels == 1:
-        return y
-    return np.stack([y * (1.0 - 0.1 * c) for c in range(channels)], axis=1)  # (n, channels), distinct gains
-
-
 def _wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
     import io
 
@@ -57,11 +50,20 @@ def _with_data_size(wav: bytes, frames_claimed: int, frame_bytes: int) -> bytes:
     return bytes(out)
 
 
+def _with_sample_rate(wav: bytes, rate: int) -> bytes:
+    """The same WAV with a header claiming ``rate`` (and the matching byte rate)."""
+    fmt = wav.index(b"fmt ")
+    channels, bits = struct.unpack("<H", wav[fmt + 10 : fmt + 12])[0], struct.unpack("<H", wav[fmt + 22 : fmt + 24])[0]
+    out = bytearray(wav)
+    out[fmt + 12 : fmt + 20] = struct.pack("<II", rate, rate * channels * bits // 8)
+    return bytes(out)
+
+
 def write_corpus(folder: str | os.PathLike, seconds: float = 6.0, seed: int = 0) -> list[tuple[Case, Path]]:
     """Write every case into ``folder`` (created if needed); returns ``(case, path)`` in a fixed order."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    music = _music(seconds, SR, seed)
+    music = example_clip(seconds, SR, seed)
     rng = np.random.default_rng(seed)
     written: list[tuple[Case, Path]] = []
 
@@ -95,28 +97,32 @@ def write_corpus(folder: str | os.PathLike, seconds: float = 6.0, seed: int = 0)
     add(Case("dc_offset.wav", "predict"), audio(0.5 * music + 0.4))
     add(Case("clipping.wav", "predict"), audio(np.clip(music * 20, -1, 1)))
     add(Case("very_quiet.wav", "predict"), audio(music * 1e-4, subtype="FLOAT"))  # about -80 dBFS
-    add(Case("rate_8000.wav", "predict"), audio(_music(seconds, 8000, seed), 8000))
-    add(Case("rate_44100.flac", "predict"), audio(_music(seconds, 44100, seed), 44100))
-    add(Case("rate_96000.wav", "predict"), audio(_music(seconds, 96000, seed), 96000))
-    add(Case("rate_2000.wav", "error", "unsupported sample rate"), audio(_music(seconds, 2000, seed), 2000))
-    add(Case("stereo.wav", "predict"), audio(_music(seconds, SR, seed, channels=2)))
-    add(Case("six_channels.wav", "predict"), audio(_music(seconds, SR, seed, channels=6)))
+    add(Case("rate_8000.wav", "predict"), audio(example_clip(seconds, 8000, seed), 8000))
+    add(Case("rate_44100.flac", "predict"), audio(example_clip(seconds, 44100, seed), 44100))
+    add(Case("rate_96000.wav", "predict"), audio(example_clip(seconds, 96000, seed), 96000))
+    add(Case("rate_2000.wav", "error", "unsupported sample rate"), audio(example_clip(seconds, 2000, seed), 2000))
+    add(Case("rate_100_MHz.wav", "error", "unsupported sample rate"), raw(_with_sample_rate(wav, 100_000_000)))
+    add(Case("stereo.wav", "predict"), audio(example_clip(seconds, SR, seed, channels=2)))
+    add(Case("six_channels.wav", "predict"), audio(example_clip(seconds, SR, seed, channels=6)))
     add(Case("música ünïcode 音楽.wav", "predict"), audio(music))
     add(Case("name with spaces.flac", "predict"), audio(music))
     add(Case("a folder.wav", "error", "directory"), lambda path: path.mkdir())
     return written
 
 
-def write_long_sparse_wav(path: str | os.PathLike, hours: float = 10.0, music_seconds: float = 20.0) -> Path:
-    """A WAV that really is ``hours`` long (22,050 Hz, 16-bit mono): music, then silence.
+def write_long_sparse_wav(path: str | os.PathLike, hours: float = 10.0, music_seconds: float = 20.0, rate: int = SR) -> Path:
+    """A WAV that really is ``hours`` long (16-bit mono at ``rate``): music, then silence.
 
     The silence is a hole in a sparse file, so it takes no disk space, but a reader that
-    decodes everything would need ``hours`` of samples in memory (10 h: 3.2 GB as float32).
+    decodes everything would need ``hours`` of samples in memory (10 h at 22,050 Hz: 3.2 GB
+    as float32). WAV sizes are 32-bit: at most ~4 GB of data (~6 h at 96 kHz).
     """
     path = Path(path)
-    frames = int(hours * 3600 * SR)
-    header = _with_data_size(_wav_bytes(_music(music_seconds, SR, 0), SR), frames, 2)
+    frames = int(hours * 3600 * rate)
+    if frames * 2 > 0xFFFFFFFF - 100:
+        raise ValueError(f"{hours} h at {rate} Hz does not fit in a WAV file")
+    header = _with_data_size(_wav_bytes(example_clip(music_seconds, rate, 0), rate), frames, 2)
     with open(path, "wb") as f:
         f.write(header)
-        f.truncate(len(header) - int(music_seconds * SR) * 2 + frames * 2)
+        f.truncate(len(header) - int(music_seconds * rate) * 2 + frames * 2)
     return path

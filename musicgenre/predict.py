@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_samples, windows
+from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, windows
 
 
 class GenreModel(Protocol):
@@ -39,14 +39,14 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
-def predict_array(model: GenreModel, y: np.ndarray, sr: int, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:
+def predict_array(model: GenreModel, y: np.ndarray, sr: float, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:
     """Classify in-memory audio (any rate, mono or multichannel); only its first ``max_seconds`` are used.
 
-    Raises ``AudioError`` for anything that is not usable audio (see ``audio.prepare_samples``).
+    Raises ``AudioError`` for anything that is not usable audio (see ``audio.prepare_audio``).
     """
-    samples = prepare_samples(y, sr, model.sample_rate, max_seconds=max_seconds)
-    out = summarise(model.labels, window_probabilities(model, samples))
-    if max(np.shape(y)) > max_seconds * sr:  # the time axis is the longer one (as prepare_samples assumes)
+    audio = prepare_audio(y, sr, model.sample_rate, max_seconds=max_seconds)
+    out = summarise(model.labels, window_probabilities(model, audio.samples))
+    if audio.truncated:
         out["truncated"] = True
     return out
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, settings
 
 from musicgenre.data import default_shared_data
 from musicgenre.example import example_clip
@@ -17,6 +18,13 @@ from musicgenre.example import example_clip
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # ONNX exports of test checkpoints go to a fresh cache, shared with the subprocesses tests start.
 os.environ["MUSICGENRE_CACHE"] = tempfile.mkdtemp(prefix="musicgenre-cache-")
+
+# Property tests: derandomised in CI (repeatable); HYPOTHESIS_PROFILE=thorough searches ten times longer.
+settings.register_profile(
+    "ci", max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
+settings.register_profile("thorough", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = default_shared_data()
@@ -75,11 +83,8 @@ def tiny_hubert(tmp_path_factory) -> Path:
 
 
 def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.ndarray:
-    """The library's example clip, optionally as ``(n, channels)`` with a different gain per channel."""
-    y = example_clip(seconds, sr, seed)
-    if channels > 1:
-        y = np.stack([y * (0.5 + 0.5 * c / channels) for c in range(channels)], axis=1)
-    return y
+    """The library's example clip (``(n, channels)`` with a different gain per channel if ``channels`` > 1)."""
+    return example_clip(seconds, sr, seed, channels)
 
 
 def write_audio(path: Path, seconds: float = 5.0, sr: int = SR, seed: int = 0, channels: int = 1, **kwargs) -> Path:

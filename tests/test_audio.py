@@ -155,3 +155,9 @@ def test_out_of_range_and_integer_samples(tmp_path):
         load_audio(tmp_path / "huge.wav")
     pcm = (synth(1.0) * 32767).astype(np.int16)
     assert np.allclose(prepare_samples(pcm, SR), synth(1.0), atol=1e-4)  # int16 scaled to ±1
+
+
+def test_unsigned_pcm_is_centred():
+    """8-bit PCM is unsigned around 128 (as in 8-bit WAV): scaled to ±1 around zero, not shifted by +1."""
+    u8 = np.round(synth(1.0) * 127 + 128).astype(np.uint8)
+    assert np.allclose(prepare_samples(u8, SR), synth(1.0), atol=1 / 127)

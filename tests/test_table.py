@@ -98,3 +98,19 @@ def test_killed_extraction_resumes_with_every_clip_exactly_once(tmp_path):
     assert sorted(table["filename"]) == names  # every clip, exactly once
     pd.testing.assert_frame_equal(table.iloc[: len(partial)], partial)  # rows saved before the kill are untouched
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_only_dead_writers_temporaries_are_removed(tmp_path):
+    from musicgenre.atomic import remove_stale_temporaries
+
+    names = {
+        ".t.csv.999999999.abcd_123.tmp": True,  # a writer that no longer runs: removed
+        f".t.csv.{os.getpid()}.abcdefgh.tmp": False,  # a live writer's
+        ".t.csv.json.999999999.abcdefgh.tmp": False,  # another output's
+        "t.csv.999999999.abcdefgh.tmp": False,  # not ours at all
+    }
+    for name in names:
+        (tmp_path / name).write_text("partial")
+    removed = remove_stale_temporaries(tmp_path / "t.csv")
+    assert sorted(p.name for p in removed) == sorted(n for n, gone in names.items() if gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, gone in names.items() if not gone)
