@@ -3,8 +3,9 @@
 glibc gives each new thread its own arena (up to 8 per core); the app's worker threads allocate
 and free large numpy buffers of varying size in them, and freed memory stays fragmented across
 arenas. Measured with benchmarks/load.py (10 bursts of 8 clients × 10 requests, 2 cores): after
-each burst the server's RSS grew from 1.37 to 2.23 GB without a cap, and stayed between 1.24 and
-1.34 GB with this cap (benchmarks/load.json). The same as starting with ``MALLOC_ARENA_MAX=2``.
+each burst the server's RSS rose from 1.29 to 2.12 GB with glibc's default (8 arenas per core;
+benchmarks/load_uncapped.json) and stayed between 1.03 and 1.11 GB with this cap
+(benchmarks/load.json), at ~9% more median latency. The same as ``MALLOC_ARENA_MAX=2``.
 """
 
 from __future__ import annotations
