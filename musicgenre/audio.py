@@ -184,6 +184,8 @@ def prepare_audio(
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise AudioError(f"{name}: expected numeric samples, got {y.dtype}")
     check_sample_rate(sr, name)
+    if y.size == 0:  # also (channels, 0): averaging nothing would report NaN instead
+        raise AudioError(f"{name}: the audio is empty (0 samples)")
     axis = _time_axis(y)
     seconds = y.shape[axis] / sr
     truncated = max_seconds is not None and y.shape[axis] > int(round(max_seconds * sr))
