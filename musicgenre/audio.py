@@ -188,9 +188,10 @@ def prepare_audio(
         raise AudioError(f"{name}: the audio is empty (0 samples)")
     axis = _time_axis(y)
     seconds = y.shape[axis] / sr
-    truncated = max_seconds is not None and y.shape[axis] > int(round(max_seconds * sr))
+    cap = y.shape[axis] if max_seconds is None else int(round(max_seconds * sr))
+    truncated = y.shape[axis] > cap
     if truncated:
-        y = np.take(y, np.arange(int(round(max_seconds * sr))), axis=axis)
+        y = np.take(y, np.arange(cap), axis=axis)
     if np.issubdtype(y.dtype, np.integer):  # PCM: signed around 0, unsigned (8-bit WAV style) around its midpoint
         half = float(2 ** (8 * y.dtype.itemsize - 1))
         y = (y.astype(np.float64) - (half if np.issubdtype(y.dtype, np.unsignedinteger) else 0.0)) / half
@@ -204,17 +205,6 @@ def prepare_audio(
         y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)
         sr = target_sr
     return Audio(validate_samples(y, sr, name), int(sr), name, truncated, seconds)
-
-
-def prepare_samples(
-    y: np.ndarray,
-    sr: float,
-    target_sr: int | None = None,
-    name: str = "audio",
-    max_seconds: float | None = DEFAULT_MAX_SECONDS,
-) -> np.ndarray:
-    """``prepare_audio``'s samples alone."""
-    return prepare_audio(y, sr, target_sr, name, max_seconds).samples
 
 
 def load_audio(
@@ -256,7 +246,7 @@ def load_audio(
     if truncated and on_overlong == "error":
         length = f"{original:.1f} s" if original else f"more than {max_seconds:g} s"
         raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
-    y = prepare_samples(y[: int(round(max_seconds * rate))], rate, sr, name, max_seconds=None)  # already cut
+    y = prepare_audio(y, rate, sr, name, max_seconds).samples  # at ``rate`` already: cuts a resampler's extra sample
     return Audio(y, sr or rate, str(path), truncated, original)
 
 

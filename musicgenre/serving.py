@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_samples
+from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.modelio import hub_reachable, resolve_model
@@ -51,7 +51,7 @@ class ModelSet:
         clip = example_clip(2.0, MEL_SAMPLE_RATE)
         for name, model in list(self.models.items()):
             try:
-                window_probabilities(model, prepare_samples(clip, MEL_SAMPLE_RATE, model.sample_rate))
+                window_probabilities(model, prepare_audio(clip, MEL_SAMPLE_RATE, model.sample_rate).samples)
             except Exception as exc:  # a model that cannot classify a clip is not served
                 log.warning("model %s failed its warm-up: %s", name, exc)
                 del self.models[name]
@@ -170,7 +170,7 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
     results = []
     for name, model in models.items():
         start = time.perf_counter()
-        samples = prepare_samples(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, max_seconds=None)
+        samples = prepare_audio(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, None).samples
         probs = window_probabilities(model, samples)
         results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
     return Analysis(

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import SR, synth, write_audio
 
-from musicgenre.audio import load_audio, prepare_samples, windows
+from musicgenre.audio import load_audio, prepare_audio, windows
 from musicgenre.errors import AudioError, MusicGenreError
 
 
@@ -44,13 +44,13 @@ def test_nan_in_memory_is_our_error_even_when_resampling():
     y = synth(1.0)
     y[10] = np.nan
     with pytest.raises(AudioError, match="NaN or infinite"):
-        prepare_samples(y, 44100, target_sr=SR)
+        prepare_audio(y, 44100, target_sr=SR)
 
 
 def test_six_channels_in_memory_are_downmixed():
     y = synth(1.0, channels=6)
-    assert prepare_samples(y, SR).shape == (SR,)
-    assert prepare_samples(y.T, SR).shape == (SR,)
+    assert prepare_audio(y, SR).samples.shape == (SR,)
+    assert prepare_audio(y.T, SR).samples.shape == (SR,)
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
@@ -154,10 +154,10 @@ def test_out_of_range_and_integer_samples(tmp_path):
     with pytest.raises(AudioError, match="out of range"):
         load_audio(tmp_path / "huge.wav")
     pcm = (synth(1.0) * 32767).astype(np.int16)
-    assert np.allclose(prepare_samples(pcm, SR), synth(1.0), atol=1e-4)  # int16 scaled to ±1
+    assert np.allclose(prepare_audio(pcm, SR).samples, synth(1.0), atol=1e-4)  # int16 scaled to ±1
 
 
 def test_unsigned_pcm_is_centred():
     """8-bit PCM is unsigned around 128 (as in 8-bit WAV): scaled to ±1 around zero, not shifted by +1."""
     u8 = np.round(synth(1.0) * 127 + 128).astype(np.uint8)
-    assert np.allclose(prepare_samples(u8, SR), synth(1.0), atol=1 / 127)
+    assert np.allclose(prepare_audio(u8, SR).samples, synth(1.0), atol=1 / 127)
