@@ -38,7 +38,8 @@ TRUSTED_TYPES = [
     "musicgenre.shallow.LogVariance",
     "musicgenre.shallow.GainInvariant",
     "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.calibration._SigmoidCalibration",  # SVMs saved before temperature scaling
+    "sklearn.calibration._TemperatureScaling",
 ]
 
 

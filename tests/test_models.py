@@ -52,6 +52,15 @@ def test_every_model_fits_and_gives_probabilities(name, data):
     assert (pipe.predict(data.X[1::3]) == data.y[1::3]).mean() > 0.2  # well above chance (0.1)
 
 
+def test_svm_probabilities_keep_the_svms_decisions(data):
+    """Calibration must not reorder classes: one-vs-rest sigmoids on SVC's vote scores cost 7 points."""
+    fit, held = np.arange(len(data.y)) % 5 != 0, np.arange(len(data.y)) % 5 == 0
+    pipe = make_pipeline("svm", {"C": 3, "gamma": 0.01}, feature_set="raw").fit(data.X[fit], data.y[fit])
+    svc = pipe[-1].calibrated_classifiers_[0].estimator
+    scores = svc.decision_function(pipe[:-1].transform(data.X[held]))
+    assert np.array_equal(pipe.predict_proba(data.X[held]).argmax(axis=1), scores.argmax(axis=1))
+
+
 @pytest.mark.parametrize("search", ["grid", "bayes"])
 def test_tuning_returns_params_from_its_space(search, data):
     folds = list(kfold("random", data.y, data.tracks, 3, seed=0))
