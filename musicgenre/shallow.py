@@ -184,17 +184,21 @@ def full_proba(pipe, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803
     return probs
 
 
+def feature_steps(feature_set: str = "invariant") -> list[tuple[str, Any]]:
+    """The pipeline steps that turn table columns into a feature set: [gain-invariant columns ->] log of variances."""
+    if feature_set == "invariant":
+        return [("gain", GainInvariant()), ("logvar", LogVariance(_INVARIANT_LOG))]
+    if feature_set == "raw":
+        return [("logvar", LogVariance())]
+    raise ValueError(f"unknown feature set {feature_set!r}; choose from {FEATURE_SETS}")
+
+
 def make_pipeline(name: str, params: dict[str, Any] | None = None, seed: int = 0, feature_set: str = "invariant") -> Pipeline:
-    """[gain-invariant columns ->] log of variances -> scale -> estimator (with ``params``)."""
+    """Feature set -> scale -> estimator (with ``params``)."""
     if name not in _FACTORIES:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
-    if feature_set == "invariant":
-        steps = [("gain", GainInvariant()), ("logvar", LogVariance(_INVARIANT_LOG))]
-    elif feature_set == "raw":
-        steps = [("logvar", LogVariance())]
-    else:
-        raise ValueError(f"unknown feature set {feature_set!r}; choose from {FEATURE_SETS}")
-    return Pipeline([*steps, ("scale", StandardScaler()), ("model", _FACTORIES[name](seed=seed, **(params or {})))])
+    model = _FACTORIES[name](seed=seed, **(params or {}))
+    return Pipeline([*feature_steps(feature_set), ("scale", StandardScaler()), ("model", model)])
 
 
 def tune(

@@ -78,6 +78,25 @@ def test_filtered_protocol_trains_on_train_and_scores_valid(data):
     assert np.array(result["confusion_matrix"]).sum() == 188
 
 
+def test_filtered_ceiling_fits_on_train_tracks_and_scores_the_valid_list(data):
+    from musicgenre.experiment import filtered_ceiling
+    from musicgenre.splits import filtered_part
+
+    ceiling = filtered_ceiling(
+        data, {"lda": make_pipeline("lda", {"shrinkage": 0.3}), "tree": make_pipeline("tree", {"max_depth": 2})}
+    )
+    assert ceiling["eval_description"] == "filtered valid: 188 tracks" and ceiling["n_pipelines"] == 2
+    by_name = {r["pipeline"]: r["accuracy"] for r in ceiling["scores"]}
+    part = filtered_part(data.tracks)
+    train, valid = part == "train", part == "valid"
+    manual = make_pipeline("lda", {"shrinkage": 0.3}).fit(data.X[train], data.y[train]).predict(data.X[valid])
+    assert by_name["lda"] == np.mean(manual == data.y[valid])
+    assert ceiling["max"] == max(by_name.values()) == ceiling["scores"][0]["accuracy"]
+    assert ceiling["at_least"]["0.60"] == sum(a >= 0.6 for a in by_name.values())
+    with pytest.raises(ValueError, match="unknown feature set"):
+        make_pipeline("lda", feature_set="loud")
+
+
 def test_nested_random_cv_scores_every_row_once(data):
     result = run_protocol("logreg", data, "random", "grid", outer_folds=3, seed=1)
     assert result["n"] == len(data.y) and result["outer_folds"] == 3
