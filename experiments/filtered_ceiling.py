@@ -19,20 +19,11 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.ensemble import BaggingClassifier, ExtraTreesClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import PolynomialFeatures, QuantileTransformer, StandardScaler
-from sklearn.svm import SVC
-
 from musicgenre.args import parse_dataclasses
+from musicgenre.ceiling import candidates, filtered_ceiling
 from musicgenre.data import default_shared_data, load_feature_table
 from musicgenre.evaluation import write_json_atomic
-from musicgenre.experiment import FeatureSet, filtered_ceiling
-from musicgenre.shallow import feature_steps
+from musicgenre.experiment import FeatureSet
 
 SHARED = default_shared_data()
 
@@ -42,48 +33,6 @@ class Arguments:
     table_30s: str = field(default=str(SHARED / "features_30_sec.csv"), metadata={"help": "public-schema 30-second table"})
     out: str = field(default="results/shallow/filtered_ceiling.json", metadata={"help": "JSON with every pipeline's score"})
     seed: int = 0
-
-
-def estimators(seed: int) -> dict[str, object]:
-    """Untuned estimators spanning the study's search spaces (fresh objects on every call)."""
-    lda = LinearDiscriminantAnalysis
-    found: dict[str, object] = {"lda svd": lda()}
-    for s in (0.01, 0.03, 0.1, 0.2, 0.3, 0.5, "auto"):
-        found[f"lda shrinkage={s}"] = lda(solver="lsqr", shrinkage=s)
-    for c in (0.003, 0.01, 0.03, 0.1, 0.3, 1, 3):
-        found[f"logreg C={c}"] = LogisticRegression(C=c, max_iter=5000)
-    for c in (0.3, 1, 3, 10, 30):
-        for g in (0.001, 0.003, 0.01, 0.03):
-            found[f"svm C={c} gamma={g}"] = SVC(C=c, gamma=g)
-    for k in (5, 10, 20, 30):
-        found[f"knn k={k}"] = KNeighborsClassifier(k, weights="distance")
-    for f in (0.1, 0.3):
-        found[f"rf max_features={f}"] = RandomForestClassifier(500, max_features=f, random_state=seed, n_jobs=-1)
-        found[f"extra trees max_features={f}"] = ExtraTreesClassifier(500, max_features=f, random_state=seed, n_jobs=-1)
-    shrunk = lda(solver="lsqr", shrinkage=0.1)
-    found["bagged lda"] = BaggingClassifier(shrunk, n_estimators=50, max_features=0.7, random_state=seed)
-    for a in (1.0, 3.0, 10.0):
-        found[f"mlp 64 alpha={a}"] = MLPClassifier((64,), alpha=a, max_iter=3000, random_state=seed)
-    found["degree-2 logreg C=0.003"] = make_pipeline(
-        PolynomialFeatures(2, include_bias=False), StandardScaler(), LogisticRegression(C=0.003, max_iter=5000)
-    )
-    return found
-
-
-def candidates(seed: int) -> dict[str, Pipeline]:
-    """Every feature set x estimator, as a table-columns-in pipeline."""
-    quantile = ("quantile", QuantileTransformer(n_quantiles=200, output_distribution="normal"))
-    feature_sets = {
-        "raw table": [],
-        "raw, log variances": feature_steps("raw"),
-        "invariant": feature_steps("invariant"),
-        "invariant, quantile-normalised": [*feature_steps("invariant"), quantile],
-    }
-    return {
-        f"{fs} | {name}": Pipeline([*steps, ("scale", StandardScaler()), ("model", est)])
-        for fs, steps in feature_sets.items()
-        for name, est in estimators(seed).items()
-    }
 
 
 def main() -> None:

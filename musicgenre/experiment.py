@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +81,16 @@ def plan_folds(data: FeatureSet, protocol: str, outer_folds: int = 5, inner_fold
         part = filtered_part(data.tracks)
         outer = [(np.flatnonzero(part == "train"), np.flatnonzero(part == "valid"))]
         missing = sorted(set(range(len(GENRES))) - set(data.y[outer[0][0]]))
-        if len(outer[0][1]) == 0 or missing:
-            raise DataError(
-                f"the filtered split's train tracks here miss genres {[GENRES[i] for i in missing]} "
-                f"or there are no valid tracks ({len(outer[0][1])})"
-            )
+        if missing:
+            raise DataError(f"the filtered split's train tracks here miss genres {[GENRES[i] for i in missing]}")
+        if len(outer[0][1]) == 0:
+            raise DataError("none of these tracks is on the filtered split's valid list")
     else:
         outer = list(kfold(protocol, data.y, data.tracks, outer_folds, seed))
     return [Fold(train, test, *_inner_folds(data, train, protocol, inner_folds, seed)) for train, test in outer]
 
 
-def _describe(data: FeatureSet, idx: np.ndarray) -> str:
+def describe_rows(data: FeatureSet, idx: np.ndarray) -> str:
     n_tracks = len(set(data.tracks[idx]))
     return f"{n_tracks} tracks" if data.input == "30s" else f"{len(idx)} segments / {n_tracks} tracks"
 
@@ -159,8 +159,8 @@ def run_protocol(
     if protocol == "filtered":
         result.update(
             best_params=fold_params[0],
-            train_description=f"filtered train: {_describe(data, folds[0].train)}",
-            eval_description=f"filtered valid: {_describe(data, folds[0].test)}",
+            train_description=f"filtered train: {describe_rows(data, folds[0].train)}",
+            eval_description=f"filtered valid: {describe_rows(data, folds[0].test)}",
         )
     else:
         result.update(
@@ -169,41 +169,13 @@ def run_protocol(
             fold_accuracy_std=float(np.std(fold_acc)),
             best_params=fold_params,
             outer_folds=len(folds),
-            train_description=f"{len(folds)}-fold {protocol} CV over {_describe(data, scored)}",
+            train_description=f"{len(folds)}-fold {protocol} CV over {describe_rows(data, scored)}",
             eval_description="each row once, out of fold",
         )
         if protocol == "random" and data.input != "30s":
             result["note"] = "leaky: segments of one track fall on both sides of a fold"
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
-
-
-def filtered_ceiling(data: FeatureSet, candidates: dict[str, object], thresholds: tuple[float, ...] = (0.6,)) -> dict:
-    """Valid-list accuracy of fixed, untuned pipelines, each fitted on the filtered split's train tracks.
-
-    Picking among these by the very list they are scored on is selection on test data, so the
-    maximum is an optimistic ceiling, not a result: it says whether more tuning of these inputs
-    could plausibly reach a target, or whether the inputs themselves fall short.
-    """
-    folds = plan_folds(data, "filtered", inner_folds=2)
-    train, valid = folds[0].train, folds[0].test
-    scores = []
-    for name, pipe in candidates.items():
-        pipe.fit(data.X[train], data.y[train])
-        scores.append({"pipeline": name, "accuracy": float(np.mean(pipe.predict(data.X[valid]) == data.y[valid]))})
-    scores.sort(key=lambda r: -r["accuracy"])
-    accs = np.array([r["accuracy"] for r in scores])
-    return {
-        "protocol": "filtered",
-        "train_description": f"filtered train: {_describe(data, train)}",
-        "eval_description": f"filtered valid: {_describe(data, valid)}",
-        "note": "optimistic: the maximum is chosen on the list it is scored on",
-        "n_pipelines": len(scores),
-        "max": float(accs.max()),
-        "median": float(np.median(accs)),
-        "at_least": {f"{t:.2f}": int(np.sum(accs >= t)) for t in thresholds},
-        "scores": scores,
-    }
 
 
 # Which (dataset, protocol) cells the shallow study runs. 30-second rows are one per track,
@@ -275,12 +247,15 @@ def run_all(
     for r in results:
         r.setdefault("feature_set", "raw")  # files from before feature sets existed used the raw columns
     data = load_study_data(table_30s, audio_dir, work_dir, workers)
+    skipped = []
     for dataset, protocol in STUDY:
         if dataset not in data:
+            skipped.append(f"{dataset}, {protocol}: no audio folder given or found")
             continue
         try:
             plan_folds(data[dataset], protocol, outer_folds, inner_folds, seed)
         except DataError as exc:  # e.g. a small audio folder that misses genres of the filtered split
+            skipped.append(f"{dataset}, {protocol}: {exc}")
             print(f"{dataset:10s} {protocol:8s} skipped: {exc}", flush=True)
             continue
         requested = {"n_trials": None, "outer_folds": outer_folds, "inner_folds": inner_folds, "rows": len(data[dataset].y)}
@@ -311,11 +286,11 @@ def run_all(
                 f"acc {best['accuracy']:.3f}, n={best['n']}, seed {best['seed']}"
             )
             plot_confusion(best["confusion_matrix"], best["labels"], title, out / name)
-    (out / "results.md").write_text(results_markdown(shown))
+    (out / "results.md").write_text(results_markdown(shown, skipped))
     return results
 
 
-def results_markdown(results: list[dict]) -> str:
+def results_markdown(results: list[dict], skipped: Sequence[str] = ()) -> str:
     parts = [
         "# Shallow baselines\n\nGenerated by `experiments/shallow_baselines.py`; every row names its protocol, data and seed. "
         "Inner CV: the tuning score on training data only (what the best model of a cell is chosen by). "
@@ -323,6 +298,8 @@ def results_markdown(results: list[dict]) -> str:
         "(segments of one track on both sides).\n"
     ]
     parts.append(headline_table(results))
+    if skipped:
+        parts.append("\nCells not run on these data:\n\n" + "".join(f"- {why}\n" for why in skipped))
     claim = claim_table(results)
     if claim:
         parts.append(claim)

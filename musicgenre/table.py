@@ -17,7 +17,7 @@ from pathlib import Path
 from musicgenre.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.audio import load_audio, windows
 from musicgenre.data import find_audio_files, label_from_path
-from musicgenre.errors import AudioError, MusicGenreError, describe_failure
+from musicgenre.errors import AudioError, DataError, MusicGenreError, describe_failure
 from musicgenre.features import SAMPLE_RATE, TABLE_COLUMNS, extract_features
 
 
@@ -62,10 +62,18 @@ def _init_worker() -> None:
 
 
 def read_rows(out: Path) -> list[dict]:
+    """Rows already in the table at ``out``; a file that is not such a table is left alone, with an error."""
     if not out.exists():
         return []
-    with out.open(newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        with out.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{out}: exists but cannot be read as a feature table ({exc}); choose another --out") from None
+    if reader.fieldnames is not None and "filename" not in reader.fieldnames:
+        raise DataError(f"{out}: exists but is not a feature table (no 'filename' column); choose another --out")
+    return rows
 
 
 def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
@@ -84,7 +92,9 @@ class ExtractionReport:
 
     def summary(self, out: str | os.PathLike) -> str:
         lines = [f"{out}: {self.written} files added, {self.skipped} already present, {len(self.failed)} unreadable"]
-        lines += [f"  unreadable: {path}: {error}" for path, error in self.failed.items()]
+        for path, error in self.failed.items():  # errors usually start with the file's name already
+            error = error.removeprefix(f"{Path(path).name}: ")
+            lines.append(f"  unreadable: {path}: {error}")
         return "\n".join(lines)
 
 
@@ -129,17 +139,25 @@ def extract_table(
     """
     from tqdm import tqdm
 
+    if segment_seconds is not None and not segment_seconds > 0:
+        raise DataError(f"segment length must be positive, got {segment_seconds:g} s")
     out = Path(out)
     remove_stale_temporaries(out)  # a killed run's half-written save; the table itself is always whole
     rows = read_rows(out)
     done = {r["filename"] for r in rows}
     report = ExtractionReport()
-    todo = []
+    todo, first_of = [], {}
     for p in files:
-        if row_names(p, segment_seconds, 1)[0] in done:
+        name = row_names(p, segment_seconds, 1)[0]
+        if first_of.get(name) == p:  # the same file given twice
+            continue
+        if name in first_of:  # rows are named by file name, so a second file of that name would be lost
+            report.failed[str(p)] = f"same file name as {first_of[name]}; the table names rows by file name"
+        elif name in done:
             report.skipped += 1
         else:
             todo.append(p)
+        first_of.setdefault(name, p)
     workers = workers or os.cpu_count() or 1
     last_flush = time.monotonic()
     pending = 0

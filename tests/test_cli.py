@@ -115,3 +115,19 @@ def test_demo_and_help(tmp_path):
     script = Path(sys.executable).parent / "musicgenre"  # the installed console script
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=ROOT)
     assert version.stdout.startswith("musicgenre ")
+
+
+def test_long_input_scores_are_the_mean_of_its_windows(tmp_path, mini_clips):
+    """Three different real clips back to back: the file's scores average the three clips' own scores."""
+    model = resolve_model("bundled")
+    names = ("metal.00002.wav", "classical.00001.wav", "reggae.00003.wav")
+    parts = [sf.read(next(c for c in mini_clips if c.name == n))[0][: 30 * SR] for n in names]
+    joined = tmp_path / "three.wav"
+    sf.write(joined, np.concatenate(parts), SR)
+    each = [predict_array(model, p, SR) for p in parts]
+    assert [e["windows"] for e in each] == [1, 1, 1]
+    assert len({e["genre"] for e in each}) > 1  # the windows disagree, so averaging matters
+    whole = predict_file(model, joined)
+    assert whole["windows"] == 3
+    for genre in GENRES:
+        assert whole["scores"][genre] == pytest.approx(np.mean([e["scores"][genre] for e in each]), abs=1e-5)

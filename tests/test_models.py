@@ -79,7 +79,7 @@ def test_filtered_protocol_trains_on_train_and_scores_valid(data):
 
 
 def test_filtered_ceiling_fits_on_train_tracks_and_scores_the_valid_list(data):
-    from musicgenre.experiment import filtered_ceiling
+    from musicgenre.ceiling import filtered_ceiling
     from musicgenre.splits import filtered_part
 
     ceiling = filtered_ceiling(
@@ -180,6 +180,7 @@ def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
     assert json.loads((out / "results.json").read_text()) == results
     markdown = (out / "results.md").read_text()
     assert markdown.count("| logreg | invariant | grid | 3") == len(results)  # one detail row per result
+    assert "- 3s audio, filtered: the filtered split's train tracks here miss genres" in markdown  # and why
     assert len(list(out.glob("confusion_*.png"))) == len(results)
     seg = next(r for r in results if r["dataset"] == "3s audio" and r["protocol"] == "grouped")
     assert seg["n"] == 300 and seg["n_tracks_scored"] == 30

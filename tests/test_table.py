@@ -114,3 +114,34 @@ def test_only_dead_writers_temporaries_are_removed(tmp_path):
     removed = remove_stale_temporaries(tmp_path / "t.csv")
     assert sorted(p.name for p in removed) == sorted(n for n, gone in names.items() if gone)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, gone in names.items() if not gone)
+
+
+def test_out_that_is_not_a_table_is_refused_and_left_alone(tmp_path):
+    write_audio(tmp_path / "rock.00000.wav", seconds=4.0)
+    for name, content in (("notes.csv", b"title,author\nx,y\n"), ("blob.csv", bytes(range(256)) * 4)):
+        out = tmp_path / name
+        out.write_bytes(content)
+        result = _features(str(tmp_path / "rock.00000.wav"), "--out", str(out))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{out}: exists but" in result.stderr and "choose another --out" in result.stderr
+        assert out.read_bytes() == content  # nothing lost
+
+
+def test_same_file_name_twice_and_bad_segment_length(tmp_path):
+    import pytest
+
+    from musicgenre.errors import DataError
+    from musicgenre.table import extract_table
+
+    for folder, seed in (("a", 0), ("b", 1)):
+        (tmp_path / folder).mkdir()
+        write_audio(tmp_path / folder / "rock.00000.wav", seconds=4.0, seed=seed)
+    first, second = tmp_path / "a" / "rock.00000.wav", tmp_path / "b" / "rock.00000.wav"
+    report = extract_table([first, second, first], tmp_path / "t.csv", workers=1, progress=False)
+    assert report.written == 1 and list(report.failed) == [str(second)]
+    assert f"same file name as {first}" in report.failed[str(second)]
+    assert pd.read_csv(tmp_path / "t.csv")["filename"].tolist() == ["rock.00000.wav"]
+    for bad in (0.0, -3.0):
+        with pytest.raises(DataError, match="segment length must be positive"):
+            extract_table([first], tmp_path / "t3.csv", segment_seconds=bad, progress=False)
+    assert not (tmp_path / "t3.csv").exists()
