@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, QuantileTransformer, StandardScaler
 from sklearn.svm import SVC
 
-from musicgenre.experiment import FeatureSet, describe_rows, plan_folds
+from musicgenre.experiment import FeatureSet, describe_rows, filtered_train_valid
 from musicgenre.shallow import feature_steps
 
 
@@ -71,8 +71,7 @@ def filtered_ceiling(data: FeatureSet, candidates: dict[str, object], thresholds
     maximum is an optimistic ceiling, not a result: it says whether more tuning of these inputs
     could plausibly reach a target, or whether the inputs themselves fall short.
     """
-    folds = plan_folds(data, "filtered", inner_folds=2)
-    train, valid = folds[0].train, folds[0].test
+    train, valid = filtered_train_valid(data)
     scores = []
     for name, pipe in candidates.items():
         pipe.fit(data.X[train], data.y[train])

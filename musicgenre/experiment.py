@@ -73,18 +73,24 @@ def _inner_folds(data: FeatureSet, train: np.ndarray, protocol: str, n: int, see
     return folds, kind
 
 
+def filtered_train_valid(data: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the filtered split's train and valid tracks, if they can train and score a 10-genre model."""
+    part = filtered_part(data.tracks)
+    train, valid = np.flatnonzero(part == "train"), np.flatnonzero(part == "valid")
+    missing = sorted(set(range(len(GENRES))) - set(data.y[train]))
+    if missing:
+        raise DataError(f"the filtered split's train tracks here miss genres {[GENRES[i] for i in missing]}")
+    if len(valid) == 0:
+        raise DataError("none of these tracks is on the filtered split's valid list")
+    return train, valid
+
+
 def plan_folds(data: FeatureSet, protocol: str, outer_folds: int = 5, inner_folds: int = 3, seed: int = 0) -> list[Fold]:
     """Every train/score/tune split a protocol uses, so that they can be checked for leaks."""
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
     if protocol == "filtered":
-        part = filtered_part(data.tracks)
-        outer = [(np.flatnonzero(part == "train"), np.flatnonzero(part == "valid"))]
-        missing = sorted(set(range(len(GENRES))) - set(data.y[outer[0][0]]))
-        if missing:
-            raise DataError(f"the filtered split's train tracks here miss genres {[GENRES[i] for i in missing]}")
-        if len(outer[0][1]) == 0:
-            raise DataError("none of these tracks is on the filtered split's valid list")
+        outer = [filtered_train_valid(data)]
     else:
         outer = list(kfold(protocol, data.y, data.tracks, outer_folds, seed))
     return [Fold(train, test, *_inner_folds(data, train, protocol, inner_folds, seed)) for train, test in outer]
