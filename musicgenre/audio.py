@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from musicgenre.errors import AudioError
+from musicgenre.jitcache import ensure_ready
 
 DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
 MIN_SECONDS = 0.5
@@ -202,6 +203,7 @@ def prepare_audio(
     if not np.all(np.isfinite(y)):  # before resampling: librosa refuses non-finite input with its own error
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:
+        ensure_ready()
         y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)
         sr = target_sr
     return Audio(validate_samples(y, sr, name), int(sr), name, truncated, seconds)

@@ -194,6 +194,8 @@ A VGG-like Keras 3 CNN ({settings.blocks} blocks of width {settings.width}, glob
 {parameters:,} parameters, {size_bytes / 1e6:.2f} MB as `.keras`. Trained on {n_tracks} GTZAN tracks for
 {cv["final_epochs"]} epochs (the median early-stopping epoch of cross-validation), with random crops and mixup
 ({settings.mixup}). Applied to audio in {settings.seconds:g}-second windows whose probabilities are averaged.
+The same network is saved as `model.onnx` (checked against Keras on a probe batch when saved); prediction
+runs it through ONNX Runtime, so it needs neither Keras nor torch (`MUSICGENRE_RUNTIME=keras` for the Keras file).
 
 ## Cross-validation ({settings.folds}-fold, grouped by track, seed {settings.seed}, {n_tracks} tracks)
 Early stopping used a validation fold carved from the training folds, never the fold being scored.

@@ -6,13 +6,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from musicgenre.audio import AUDIO_EXTENSIONS, load_audio
 from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GENRES: tuple[str, ...] = (
     "blues",
@@ -30,9 +33,12 @@ GENRES: tuple[str, ...] = (
 _TRACK_RE = re.compile(r"^(?P<track>[a-z]+\.\d{5})(?:\.(?P<segment>\d+))?\.[A-Za-z0-9]+$")
 
 
+SHARED_DATA_ENV = "MUSICGENRE_SHARED_DATA"
+
+
 def default_shared_data() -> Path:
-    """``../shared/data`` beside a source checkout: the development copy of real GTZAN data."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    """Real GTZAN data for tests and experiments: ``$MUSICGENRE_SHARED_DATA``, else ``../shared/data`` beside a checkout."""
+    return Path(os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def track_id(filename: str) -> str:
@@ -89,6 +95,8 @@ def load_feature_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table in the public GTZAN schema, with a ``track`` column added for grouping."""
     path = Path(path)
     try:
+        import pandas as pd
+
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the feature table ({exc})") from None

@@ -12,7 +12,7 @@ import librosa
 import numpy as np
 
 from musicgenre.errors import AudioError
-from musicgenre.medfilt import median_filter_1d
+from musicgenre.jitcache import ensure_ready
 
 SAMPLE_RATE = 22050
 N_FFT = 2048
@@ -52,6 +52,9 @@ def _summarise(frames: dict[str, np.ndarray], tempo: float, mfcc: np.ndarray) ->
 
 def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """The 57 table features of one mono clip (values as librosa's per-feature calls give)."""
+    ensure_ready()
+    from musicgenre.medfilt import median_filter_1d
+
     stft = librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH)
     mag = np.abs(stft)
     power = mag**2
@@ -89,6 +92,7 @@ def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
 
 def extract_features_naive(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """Reference: one librosa call per feature, as the public notebooks do (for tests/benchmarks)."""
+    ensure_ready()
     frames = {
         "chroma_stft": librosa.feature.chroma_stft(y=y, sr=sr),
         "rms": librosa.feature.rms(y=y),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,6 @@ from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
 from musicgenre.hub import download_model, hub_file, hub_reachable
-from musicgenre.shallow import full_proba
 
 if TYPE_CHECKING:
     from musicgenre.predict import GenreModel
@@ -32,15 +32,49 @@ FORMAT = "musicgenre-shallow"
 CONFIG_NAME = "musicgenre.json"
 PIPELINE_NAME = "pipeline.skops"
 XGB_NAME = "xgboost.json"
-# Types beyond skops' defaults that our own pipelines contain, and nothing else: our transformer
-# and the plain-data helpers scikit-learn's CalibratedClassifierCV (the SVM's probabilities) keeps.
+# Every non-builtin, non-numpy type our pipelines contain, and nothing else: our transformers, the
+# scikit-learn estimators of the study's seven models and the plain-data helpers they keep. skops
+# is imported without its scikit-learn-wide default list (see ``_skops_io``), so this is the list.
 TRUSTED_TYPES = [
     "musicgenre.shallow.LogVariance",
     "musicgenre.shallow.GainInvariant",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.svm._classes.SVC",
+    "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",  # SVMs saved before temperature scaling
     "sklearn.calibration._TemperatureScaling",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
 ]
+
+
+def _skops_io():
+    """``skops.io``, imported without the default trust list it builds by importing every scikit-learn estimator.
+
+    That discovery (``sklearn.utils.all_estimators``) costs seconds and pulls in torch through
+    scikit-learn's array-API modules. It only decides what skops trusts when the caller names
+    nothing; we always name ``TRUSTED_TYPES``, so it is replaced by an empty list while skops is
+    imported, which also means no scikit-learn type outside that list is ever trusted here.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
+
+    discover = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io
+    finally:
+        sklearn.utils.all_estimators = discover
+    return skops.io
 
 
 @dataclass
@@ -55,6 +89,8 @@ class ShallowModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Rows of probabilities over ``labels`` for feature rows in FEATURE_COLUMNS order."""
+        from musicgenre.shallow import full_proba
+
         return full_proba(self.pipeline, X, len(self.labels))
 
     def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
@@ -65,8 +101,9 @@ class ShallowModel:
 
 def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None = None) -> Path:
     """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
-    import skops.io as sio
     from sklearn.pipeline import Pipeline
+
+    sio = _skops_io()
 
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
@@ -108,13 +145,12 @@ def load_model_folder(folder: str | os.PathLike) -> GenreModel:
 
 
 def _load_model_folder(folder: Path) -> GenreModel:
-    import skops.io as sio
-
     config = json.loads((folder / CONFIG_NAME).read_text())
     from musicgenre import cnn
 
     if config.get("format") == cnn.FORMAT:
         return cnn.load_cnn(folder, config)
+    sio = _skops_io()
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
     if config.get("feature_columns") != FEATURE_COLUMNS:
@@ -123,7 +159,7 @@ def _load_model_folder(folder: Path) -> GenreModel:
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise ModelError(f"{folder}: refusing to load types that are not trusted: {refused}")
-    pipeline = sio.load(folder / PIPELINE_NAME, trusted=untrusted)
+    pipeline = sio.load(folder / PIPELINE_NAME, trusted=TRUSTED_TYPES)
     if config.get("xgboost"):
         from sklearn.pipeline import Pipeline
         from xgboost import XGBClassifier
@@ -170,5 +206,7 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
         online = hub_reachable() if online is None else online
         if hub_file(spec, CONFIG_NAME, revision, online):
             return load_model_folder(download_model(spec, revision, local_files_only=not online))
+        if not online and not hub_file(spec, "config.json", revision, online):  # decided without importing transformers
+            raise ModelError(f"{spec}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)")
         return load_transformer_model(spec, revision, local_files_only=not online)
     raise ModelError(f"no model {spec!r}: not 'bundled', an existing folder, or a Hub id like 'owner/name'")

@@ -17,6 +17,7 @@ import numpy as np
 from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
+from musicgenre.jitcache import ensure_ready
 from musicgenre.modelio import hub_reachable, resolve_model
 from musicgenre.predict import GenreModel, summarise, window_probabilities
 
@@ -189,6 +190,7 @@ def mel_spectrogram_db(samples: np.ndarray, sr: int, n_mels: int = 128) -> tuple
     """Log-mel spectrogram (dB re max) of a clip for display, at 22,050 Hz; returns (S_db, sr, hop)."""
     import librosa
 
+    ensure_ready()
     if sr != MEL_SAMPLE_RATE:
         samples = librosa.resample(samples, orig_sr=sr, target_sr=MEL_SAMPLE_RATE)
     hop = 512 if len(samples) <= 120 * MEL_SAMPLE_RATE else 2048  # long clips: fewer columns to draw

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import ParameterGrid, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
 
 from musicgenre.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# The estimators are imported where they are built: loading a saved LDA pipeline (the bundled
+# model) then imports the LDA module alone, not scikit-learn's ensembles, SVMs and model selection.
 
 MODELS = ("svm", "logreg", "rf", "tree", "xgb", "knn", "lda")
 SEARCHES = ("bayes", "grid")
@@ -93,7 +89,16 @@ def _svm(C: float = 10.0, gamma: float | str = "scale", seed: int = 0):
     of rows) and the log loss is lower too (1.10 against 1.13). Three calibration folds, so that
     genres with a handful of tracks (6 per genre in the 76-clip folder) still fit.
     """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
     return CalibratedClassifierCV(SVC(C=C, gamma=gamma), method="temperature", ensemble=False, cv=3)
+
+
+def _sklearn(module: str, name: str) -> type:
+    import importlib
+
+    return getattr(importlib.import_module(f"sklearn.{module}"), name)
 
 
 def _xgb(seed: int = 0, **params):
@@ -109,6 +114,8 @@ def _lda(shrinkage: float | str | None = None):
     can estimate; it whitens away the within-genre (artist, production) variation. ``shrinkage``
     None is the plain SVD solver, a number or "auto" (Ledoit-Wolf) shrinks the pooled covariance.
     """
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
     if shrinkage is None:
         return LinearDiscriminantAnalysis(solver="svd")
     return LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage)
@@ -116,11 +123,11 @@ def _lda(shrinkage: float | str | None = None):
 
 _FACTORIES: dict[str, Callable[..., Any]] = {
     "svm": lambda seed=0, **p: _svm(seed=seed, **p),
-    "logreg": lambda seed=0, **p: LogisticRegression(max_iter=5000, **p),
-    "rf": lambda seed=0, **p: RandomForestClassifier(random_state=seed, n_jobs=1, **p),
-    "tree": lambda seed=0, **p: DecisionTreeClassifier(random_state=seed, **p),
+    "logreg": lambda seed=0, **p: _sklearn("linear_model", "LogisticRegression")(max_iter=5000, **p),
+    "rf": lambda seed=0, **p: _sklearn("ensemble", "RandomForestClassifier")(random_state=seed, n_jobs=1, **p),
+    "tree": lambda seed=0, **p: _sklearn("tree", "DecisionTreeClassifier")(random_state=seed, **p),
     "xgb": _xgb,
-    "knn": lambda seed=0, **p: KNeighborsClassifier(**p),
+    "knn": lambda seed=0, **p: _sklearn("neighbors", "KNeighborsClassifier")(**p),
     "lda": lambda seed=0, **p: _lda(**p),
 }
 
@@ -197,6 +204,9 @@ def make_pipeline(name: str, params: dict[str, Any] | None = None, seed: int = 0
     """Feature set -> scale -> estimator (with ``params``)."""
     if name not in _FACTORIES:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = _FACTORIES[name](seed=seed, **(params or {}))
     return Pipeline([*feature_steps(feature_set), ("scale", StandardScaler()), ("model", model)])
 
@@ -213,6 +223,7 @@ def tune(
     feature_set: str = "invariant",
 ) -> tuple[dict[str, Any], float]:
     """Best estimator parameters by mean accuracy over ``folds`` (Optuna TPE or scikit-learn's full grid)."""
+    from sklearn.model_selection import ParameterGrid, cross_val_score
 
     def cv_accuracy(params: dict[str, Any]) -> float:
         pipe = make_pipeline(name, params, seed=seed, feature_set=feature_set)

@@ -11,9 +11,11 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicgenre import jitcache
 from musicgenre.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.audio import load_audio, windows
 from musicgenre.data import find_audio_files, label_from_path
@@ -116,12 +118,26 @@ def extract_inputs(
 def _results(
     todo: list[Path], segment_seconds: float | None, workers: int
 ) -> Iterator[tuple[Path, list[dict] | None, str | None]]:
+    """Each clip's rows, in order. Workers start only once the numba cache is whole (they compile nothing);
+    a pool whose worker dies (a signal: e.g. a cache broken by a process outside musicgenre) gets the
+    cache rebuilt and the clips not yet done retried once."""
     jobs = [(p, segment_seconds) for p in todo]
+    jitcache.ensure_ready()
     if workers <= 1 or len(todo) <= 1:
         yield from map(_worker, jobs)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        yield from pool.map(_worker, jobs, chunksize=1)
+    done = 0
+    for attempt in range(2):
+        try:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                for result in pool.map(_worker, jobs[done:], chunksize=1):
+                    done += 1
+                    yield result
+            return
+        except BrokenProcessPool:
+            if attempt:
+                raise MusicGenreError("a feature-extraction worker died again after the numba cache was rebuilt") from None
+            jitcache.heal("a feature-extraction worker died")
 
 
 def extract_table(

@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, synth, write_audio
 from test_cli import run_cli
 
+from musicgenre.audio import load_audio, windows
 from musicgenre.cnn import CnnModel, build_cnn, log_mel, save_cnn
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
@@ -51,12 +52,35 @@ def test_save_reload_same_probabilities(saved):
     with zipfile.ZipFile(folder / "model.keras") as saved_file:  # trained with Adam; its state is not shipped
         assert not json.loads(saved_file.read("config.json")).get("compile_config")
         assert b"optimizer" not in saved_file.read("model.weights.h5")
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.keras", "musicgenre.json"]
-    loaded = resolve_model(str(folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.keras", "model.onnx", "musicgenre.json"]
+    config = json.loads((folder / "musicgenre.json").read_text())
+    assert config["onnx"]["file"] == "model.onnx" and config["onnx"]["max_probability_change_on_probe"] <= 1e-5
+    loaded = resolve_model(str(folder))  # the ONNX copy: Keras is not needed to predict
     assert isinstance(loaded, CnnModel) and loaded.labels == list(GENRES) and loaded.window_seconds == 3.0
+    assert loaded.meta["runtime"] == "onnxruntime" and "runtime" not in config
     parts = [synth(3.0, seed=50), synth(1.0, seed=51)]  # a short window is padded
     assert np.allclose(loaded.predict_windows(parts), model.predict_windows(parts), atol=1e-6)
     assert np.allclose(loaded.predict_windows(parts).sum(axis=1), 1.0)
+
+
+def test_the_keras_file_still_loads_and_agrees_with_the_onnx_copy(saved, monkeypatch):
+    _, folder = saved
+    parts = [synth(3.0, seed=52), synth(3.0, seed=53)]
+    via_onnx = resolve_model(str(folder)).predict_windows(parts)
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
+    keras_model = resolve_model(str(folder))
+    assert keras_model.meta["runtime"] == "keras"
+    assert np.allclose(keras_model.predict_windows(parts), via_onnx, atol=1e-6)
+
+
+def test_the_bundled_cnn_onnx_copy_matches_its_keras_file_on_real_clips(mini_clips, monkeypatch):
+    clips = [load_audio(c, sr=22050).samples for c in mini_clips[::15]]
+    via_onnx = resolve_model("bundled:cnn")
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
+    via_keras = resolve_model("bundled:cnn")
+    for y in clips:
+        parts = windows(y, 22050, 3.0)
+        assert np.abs(via_onnx.predict_windows(parts) - via_keras.predict_windows(parts)).max() < 1e-5
 
 
 def test_served_by_predict_the_app_and_the_push_script(saved, tmp_path):
@@ -72,13 +96,17 @@ def test_served_by_predict_the_app_and_the_push_script(saved, tmp_path):
     assert plan.kind == "keras" and "model.keras" in plan.files
 
 
-def test_damaged_model_file_is_a_model_error(saved, tmp_path):
+def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
     import shutil
 
     _, folder = saved
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(ModelError, match="cannot load model.onnx"):
+        resolve_model(str(broken))
     (broken / "model.keras").write_bytes(b"not a keras file")
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
     with pytest.raises(ModelError, match="cannot load model.keras"):
         resolve_model(str(broken))
 

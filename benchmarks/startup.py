@@ -1,0 +1,170 @@
+"""Start-up as a user waits for it: whole-process wall time and peak memory, this checkout against a baseline.
+
+    python benchmarks/startup.py                      # this checkout and the commit before the start-up work
+    python benchmarks/startup.py --baseline none      # this checkout only
+
+Each command runs once to warm the caches (page cache, numba's compiled code), then ``--runs``
+times; the median is reported. Commands: ``musicgenre --help``, ``musicgenre predict`` of one 30 s
+clip with each bundled model, and the app from launch to its first answered ``/predict`` (offline:
+the bundled models), with its memory once idle after that answer. The baseline is a copy of
+``--baseline`` (a git revision) run with the same interpreter and packages. Writes
+``benchmarks/startup.json`` and prints both side by side. Numbers are recorded, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musicgenre.args import parse_dataclasses
+from musicgenre.evaluation import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"help": 0.5, "predict bundled": 2.0, "predict bundled:cnn": 3.0, "app first /predict": 8.0}
+
+
+@dataclass
+class Arguments:
+    baseline: str = field(default="0b59797", metadata={"help": "git revision to compare with ('none': skip)"})
+    clip: str | None = field(default=None, metadata={"help": "a 30 s clip (default: a synthetic one)"})
+    runs: int = field(default=5, metadata={"help": "timed runs per command, after one warm-up"})
+    app: bool = field(default=True, metadata={"help": "also time the app (about 30 s a run)"})
+    out: str = "benchmarks/startup.json"
+
+
+def _env(source: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def _timed(cmd: list[str], source: Path) -> tuple[float, float]:
+    """Wall seconds from start to exit and the process's peak RSS in MB (its own rusage)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=source, env=_env(source), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed in {source}: {proc.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _app_run(source: Path, clip: str) -> tuple[float, float]:
+    """Launch -> first answered /predict, and the server's RSS (MB) 5 s after that answer."""
+    import psutil
+    from gradio_client import Client, handle_file
+
+    from musicgenre.app_process import free_port
+
+    port = free_port()
+    env = {**_env(source), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    env.pop("MODEL_ID", None)
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=source, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None or time.perf_counter() - start > 300:
+                raise SystemExit(f"the app in {source} did not answer")
+            try:
+                Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(clip), "all", api_name="/predict")
+                break
+            except Exception:  # not up yet
+                time.sleep(0.1)
+        seconds = time.perf_counter() - start
+        time.sleep(5)
+        root = psutil.Process(proc.pid)
+        rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return seconds, rss
+
+
+def measure(source: Path, clip: str, runs: int, app: bool) -> dict[str, dict]:
+    module = [sys.executable, "-m", "musicgenre"]
+    commands = {
+        "help": [*module, "--help"],
+        "predict bundled": [*module, "predict", clip],
+        "predict bundled:cnn": [*module, "predict", "--model", "bundled:cnn", clip],
+    }
+    out = {}
+    for name, cmd in commands.items():
+        _timed(cmd, source)  # warm-up
+        samples = [_timed(cmd, source) for _ in range(runs)]
+        out[name] = _summary(samples, "peak_rss_mb")
+        print(f"  {source.name}: {name}: {out[name]['median_s']:.2f} s", flush=True)
+    if app:
+        _app_run(source, clip)
+        samples = [_app_run(source, clip) for _ in range(runs)]
+        out["app first /predict"] = _summary(samples, "idle_rss_mb")
+        print(f"  {source.name}: app: {out['app first /predict']['median_s']:.2f} s", flush=True)
+    return out
+
+
+def _summary(samples: list[tuple[float, float]], memory: str) -> dict:
+    times = [s for s, _ in samples]
+    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+            memory: round(statistics.median(m for _, m in samples), 1)}  # fmt: skip
+
+
+def _checkout(revision: str, into: Path) -> Path:
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def table(results: dict[str, dict]) -> str:
+    labels = list(results)
+    lines = [
+        "| command | target | " + " | ".join(f"{label} (s, MB)" for label in labels) + " |",
+        "|---" * (len(labels) + 2) + "|",
+    ]
+    for name, target in TARGETS.items():
+        cells = []
+        for label in labels:
+            r = results[label].get(name)
+            mem = r and (r.get("peak_rss_mb") or r.get("idle_rss_mb"))
+            cells.append(f"{r['median_s']:.2f} s, {mem:.0f} MB" if r else "—")
+        lines.append(f"| {name} | ≤ {target:g} s | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    (args,) = parse_dataclasses(Arguments, description=__doc__)
+    with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
+        clip = args.clip
+        if clip is None:
+            import soundfile as sf
+
+            from musicgenre.example import example_clip
+
+            clip = str(Path(tmp) / "clip.wav")
+            sf.write(clip, example_clip(30.0), 22050)
+        sources = {"after": ROOT}
+        if args.baseline != "none":
+            sources = {f"before ({args.baseline})": _checkout(args.baseline, Path(tmp) / "baseline"), **sources}
+        results = {}
+        for label, source in sources.items():
+            print(f"{label}: {source}", flush=True)
+            results[label] = measure(source, clip, args.runs, args.app)
+    record = {
+        "benchmark": "startup",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "runs": args.runs,
+        "clip": args.clip or "synthetic 30 s example clip",
+        "targets_s": TARGETS,
+        "results": results,
+    }
+    write_json_atomic(ROOT / args.out, record)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The project's numba cache: concurrent first runs never break it, and a broken one heals.
+
+Every test here runs real commands in fresh processes against a cache folder of its own (set by
+MUSICGENRE_CACHE), starting from nothing, so each one pays librosa's full compilation (~1 min).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_audio
+
+from musicgenre import jitcache
+
+HERE = Path(__file__).parent / "jit"
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = {**os.environ, "MUSICGENRE_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    return env
+
+
+def _folder(cache: Path) -> Path:
+    return cache / "numba" / jitcache.cache_key()
+
+
+def _musicgenre(cache: Path, *args: str, **kwargs) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "musicgenre", *args]
+    return subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kwargs)
+
+
+def _raw(cache: Path, script: str) -> subprocess.CompletedProcess:
+    """A plain librosa process (no musicgenre) on the same numba folder."""
+    env = {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
+    return subprocess.run([sys.executable, str(HERE / script)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _force_broken_cache(cache: Path) -> None:
+    """The interleaving of numba #10128, forced: one process stopped mid-compilation while another finishes."""
+    env = {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
+    stopped = subprocess.Popen([sys.executable, str(HERE / "race_stop_before_saving.py")], env=env)
+    deadline = time.monotonic() + 600
+    while Path(f"/proc/{stopped.pid}/stat").read_text().split()[2] != "T":
+        assert stopped.poll() is None and time.monotonic() < deadline, "the compiling process never reached its stop"
+        time.sleep(0.2)
+    other = _raw(cache, "call_parabolic.py")  # compiles and saves the kernel and its wrapper, and runs fine
+    assert other.returncode == 0, other.stderr[-2000:]
+    os.kill(stopped.pid, signal.SIGCONT)
+    assert stopped.wait(timeout=600) == 0
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips") / "rock"
+    folder.mkdir()
+    return [write_audio(folder / f"rock.0000{i}.wav", seconds=4.0, seed=i) for i in range(3)]
+
+
+@pytest.mark.slow
+def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips):
+    cache = tmp_path / "cache"
+    _force_broken_cache(cache)
+    crashed = _raw(cache, "call_parabolic.py")
+    assert crashed.returncode == -signal.SIGSEGV, "the forced race should leave a cache that segfaults plain librosa"
+    saved = tmp_path / "broken"
+    shutil.copytree(_folder(cache), saved)
+
+    # The in-process check sees the null loop without calling it (the child flag skips ensure_ready).
+    code = "from musicgenre import jitcache; print(jitcache.broken_loops(('librosa.core.pitch',)))"
+    env = {**_env(cache), "MUSICGENRE_JIT_CHILD": "1"}
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert "librosa.core.pitch._pi_wrapper" in found.stdout, found.stderr[-2000:]
+
+    predicted = _musicgenre(cache, "predict", str(clips[0]))
+    out, err = predicted.communicate(timeout=900)
+    assert predicted.returncode == 0, err[-3000:]
+    assert json.loads(out)["genre"] and "cache was broken" in err and "_pi_wrapper" in err
+    assert _raw(cache, "call_parabolic.py").returncode == 0  # healed on disk, for plain librosa too
+
+    # A saved broken cache copied over a verified one: the manifest no longer matches, so it is checked again.
+    assert (_folder(cache) / jitcache.MARKER).is_file()
+    for path in saved.rglob("*_pi_wrapper*"):
+        shutil.copy2(path, _folder(cache) / path.relative_to(saved))
+    assert _raw(cache, "call_parabolic.py").returncode == -signal.SIGSEGV
+    extracted = _musicgenre(
+        cache, "features", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips)
+    )
+    _, err = extracted.communicate(timeout=900)
+    assert extracted.returncode == 0, err[-3000:]
+    assert "cache was broken" in err and "3 files added" in err
+    assert _raw(cache, "call_parabolic.py").returncode == 0
+
+
+@pytest.mark.slow
+def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips):
+    """Ten times: an empty cache, two `features --workers 2` started at once; both succeed, and so does every later run.
+
+    Two such rounds run side by side (four commands, two compilations at a time on two cores).
+    """
+    rounds = [tmp_path / f"round{i}" for i in range(10)]
+    for pair in (rounds[i : i + 2] for i in range(0, len(rounds), 2)):
+        procs = [
+            (
+                cache,
+                _musicgenre(
+                    cache, "features", "--workers", "2", "--no-progress", "--out", str(cache / f"t{k}.csv"), *map(str, clips)
+                ),
+            )
+            for cache in pair
+            for k in range(2)
+        ]
+        for cache, proc in procs:
+            _, err = proc.communicate(timeout=900)
+            assert proc.returncode == 0, f"{cache.name}: {err[-3000:]}"
+            assert "3 files added" in err and "broken" not in err
+        for cache in pair:
+            assert _raw(cache, "call_parabolic.py").returncode == 0, f"{cache.name}: the cache is broken for later runs"
+            later = _musicgenre(cache, "predict", str(clips[1]))
+            out, err = later.communicate(timeout=600)
+            assert later.returncode == 0 and json.loads(out)["windows"] == 1, err[-3000:]
+            assert "compiling" not in err  # the later run used the cache as it was
+
+
+def test_a_verified_cache_costs_one_small_read(tmp_path):
+    folder = tmp_path / "numba" / "x"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f.nbi").write_bytes(b"index")
+    before = jitcache.manifest(folder)
+    (folder / jitcache.MARKER).write_text("{}")
+    assert jitcache.manifest(folder) == before  # the marker itself is not part of what it vouches for
+    os.utime(folder / "sub" / "f.nbi", ns=(1, 1))
+    assert jitcache.manifest(folder) != before  # any rewrite of a cache file is seen

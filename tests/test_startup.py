@@ -1,0 +1,45 @@
+"""Start-up imports only what the command uses (timings live in benchmarks/startup.py, not here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, write_audio
+
+HEAVY = ("torch", "keras", "transformers", "gradio", "tensorflow", "onnxruntime")
+
+
+def _imported_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_the_cli_imports_no_model_framework():
+    assert _imported_after("import musicgenre.cli; musicgenre.cli.build_parser()") == []
+
+
+def _predicting(spec: str, clip) -> str:
+    imports = "from musicgenre.modelio import resolve_model; from musicgenre.predict import predict_file"
+    return f"{imports}\npredict_file(resolve_model({spec!r}), {str(clip)!r})"
+
+
+def test_the_bundled_feature_model_loads_and_predicts_without_deep_learning_frameworks(tmp_path):
+    assert _imported_after(_predicting("bundled", write_audio(tmp_path / "clip.wav", seconds=6.0))) == []
+
+
+def test_skops_loads_without_discovering_every_estimator():
+    """The trust list is ours alone: skops' scikit-learn-wide default list (and its imports) never forms."""
+    code = (
+        "from musicgenre.modelio import resolve_model; resolve_model('bundled')\n"
+        "from skops.io import _trusted_types as t\n"
+        "assert t.SKLEARN_ESTIMATOR_TYPE_NAMES == [], t.SKLEARN_ESTIMATOR_TYPE_NAMES[:3]"
+    )
+    assert _imported_after(code) == []
+
+
+def test_the_bundled_cnn_needs_no_keras_or_torch_to_predict(tmp_path):
+    assert _imported_after(_predicting("bundled:cnn", write_audio(tmp_path / "clip.wav", seconds=6.0))) == ["onnxruntime"]
