@@ -13,6 +13,7 @@ the bundled models), with its memory once idle after that answer. The baseline i
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
-from musicgenre.evaluation import write_json_atomic
+from musicgenre.atomic import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"help": 0.5, "predict bundled": 2.0, "predict bundled:cnn": 3.0, "app first /predict": 8.0}
@@ -43,16 +44,25 @@ def _env(source: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
+# Started by a minimal interpreter: a child forked from this process would report this process's
+# memory as its own peak (Linux keeps the high-water mark across fork), not the command's.
+_SPAWN = (
+    "import json, os, sys, time; t = time.perf_counter(); pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ); "
+    "_, status, usage = os.wait4(pid, 0); "
+    "print(json.dumps([time.perf_counter() - t, os.waitstatus_to_exitcode(status), usage.ru_maxrss]), file=sys.stderr)"
+)
+
+
 def _timed(cmd: list[str], source: Path) -> tuple[float, float]:
-    """Wall seconds from start to exit and the process's peak RSS in MB (its own rusage)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=source, env=_env(source), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed in {source}: {proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    """Wall seconds from start to exit and the command's peak RSS in MB."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SPAWN, *cmd], cwd=source, env=_env(source), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    *log, last = proc.stderr.decode(errors="replace").strip().splitlines()
+    seconds, code, peak_kb = json.loads(last)
+    if code:
+        raise SystemExit(f"{' '.join(cmd)} failed in {source}: {chr(10).join(log)[-2000:]}")
+    return seconds, peak_kb / 1024
 
 
 def _app_run(source: Path, clip: str) -> tuple[float, float]:
@@ -162,7 +172,8 @@ def main() -> None:
         "targets_s": TARGETS,
         "results": results,
     }
-    write_json_atomic(ROOT / args.out, record)
+    with atomic_open(ROOT / args.out) as f:
+        f.write(json.dumps(record, indent=2) + "\n")
     print(table(results))
 
 

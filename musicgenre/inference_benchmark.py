@@ -64,13 +64,15 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
         elif name.startswith("cnn-"):
             from musicgenre.cnn import CnnModel, build_cnn, save_cnn
             from musicgenre.cnn_training import CnnSettings
+            from musicgenre.modelio import load_model_folder
 
             seconds, s = float(name.removeprefix("cnn-").removesuffix("s")), CnnSettings()
             network = build_cnn(seconds, s.width, s.blocks, s.dropout)
-            model = CnnModel(network, seconds)
-            save_cnn(model, folder)
+            save_cnn(CnnModel(network, seconds), folder)
+            model = load_model_folder(folder)  # as served: its ONNX copy when the export passed its check
             family, inp = "cnn", f"{seconds:g} s"
-            what = f"Keras CNN (torch backend), {seconds:g} s windows, {network.count_params():,} parameters"
+            runtime = "ONNX Runtime" if model.meta.get("runtime") == "onnxruntime" else "Keras, torch backend"
+            what = f"Keras CNN ({runtime}), {seconds:g} s windows, {network.count_params():,} parameters"
         elif name == "distilhubert":
             from transformers import Wav2Vec2FeatureExtractor
 

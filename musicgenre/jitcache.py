@@ -19,15 +19,9 @@ cache segfaults. So:
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from musicgenre.errors import MusicGenreError
@@ -49,6 +43,8 @@ def cache_root() -> Path:
 
 def cache_key() -> str:
     """One folder per version set: numba's own cache keys miss a changed numba or llvmlite build."""
+
+    from importlib import metadata
 
     def version(name: str) -> str:
         try:
@@ -85,6 +81,8 @@ def _active_folder() -> Path | None:
 
 def manifest(folder: Path) -> str:
     """A digest of every cache file's name, size and modification time: any write changes it."""
+    import hashlib
+
     entries = []
     for root, _dirs, files in os.walk(folder):
         for name in files:
@@ -112,14 +110,30 @@ def _notice(message: str) -> None:
 
 
 def _discard(folder: Path) -> None:
+    import shutil
+
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _lock(folder: Path):
-    from filelock import FileLock
+class _Locked:
+    """The folder's file lock (beside it, so discarding the folder keeps it); waiting too long is a JitCacheError."""
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder.parent / f"{folder.name}.lock"), timeout=_LOCK_TIMEOUT_S)
+    def __init__(self, folder: Path):
+        from filelock import FileLock
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(folder.parent / f"{folder.name}.lock"), timeout=_LOCK_TIMEOUT_S)
+
+    def __enter__(self) -> None:
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise JitCacheError(f"waited {_LOCK_TIMEOUT_S:g} s for another process to build {self.lock.lock_file}") from None
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
 
 
 _BROKEN_EXIT = 3  # the child found null loop pointers
@@ -130,6 +144,9 @@ def _run_child(folder: Path) -> str | None:
 
     Any other failure (an import error, a bug) is not the cache's fault: it is raised as it is.
     """
+    import signal
+    import subprocess
+
     env = {**os.environ, "NUMBA_CACHE_DIR": str(folder), _CHILD_ENV: "1"}
     code = "from musicgenre.jitcache import exercise; exercise()"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
@@ -178,13 +195,18 @@ def ensure_ready() -> None:
         return
     folder = _active_folder()
     if folder is not None and not _verified(folder):
-        with _lock(folder):
+        with _Locked(folder):
             if not _verified(folder):  # another process may have built it while we waited
                 _build(folder)
     _ready = True
     broken = broken_loops(_USED_MODULES)
-    if broken and folder is not None:  # cannot happen with a verified cache; if it does, never call into it
-        with _lock(folder):
+    if broken and folder is None:  # numba was imported before musicgenre, so its cache is not ours to repair
+        raise JitCacheError(
+            f"librosa's compiled-code cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside librosa'}) is broken: null loop "
+            f"pointers in {', '.join(broken)}. Delete its *.nbi and *.nbc files, or import musicgenre before librosa."
+        )
+    if broken:  # cannot happen with a verified cache; if it does, never call into it
+        with _Locked(folder):
             _build(folder, f"null loop pointers in {', '.join(broken)}")
         raise JitCacheError("librosa's compiled code was broken in this process; the cache has been rebuilt, run it again")
 
@@ -195,7 +217,7 @@ def heal(reason: str) -> None:
     folder = _active_folder()
     if folder is None:
         return
-    with _lock(folder):
+    with _Locked(folder):
         _build(folder, reason)
     _ready = True
 
@@ -213,6 +235,8 @@ def _null_loops(ufunc) -> bool:
     loop function pointers, the data array and ``int ntypes``. If the ints read there do not
     match the ufunc's attributes, the layout is not the one assumed and nothing is claimed.
     """
+    import ctypes
+
     head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
     nin, nout, nargs = (ctypes.c_int * 3).from_address(id(ufunc) + head)
     if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, ufunc.nargs):

@@ -139,3 +139,28 @@ def test_a_verified_cache_costs_one_small_read(tmp_path):
     assert jitcache.manifest(folder) == before  # the marker itself is not part of what it vouches for
     os.utime(folder / "sub" / "f.nbi", ns=(1, 1))
     assert jitcache.manifest(folder) != before  # any rewrite of a cache file is seen
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_a_signal_gets_the_cache_rebuilt_and_its_clips_retried(tmp_path):
+    """SIGKILL one feature worker mid-run: the pool breaks, the cache is rebuilt once, every clip is still written."""
+    import psutil
+
+    jitcache.ensure_ready()  # the session's cache (conftest's MUSICGENRE_CACHE), warm before the workers start
+    folder = tmp_path / "rock"
+    folder.mkdir()
+    clips = [write_audio(folder / f"rock.{i:05d}.wav", seconds=30.0, seed=i) for i in range(16)]
+    out = tmp_path / "t.csv"
+    cmd = [sys.executable, "-m", "musicgenre", "features", "--workers", "2", "--no-progress", "--out", str(out), str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while not (workers := psutil.Process(proc.pid).children()) or len(workers) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "no worker processes appeared"
+        time.sleep(0.1)
+    time.sleep(1.0)  # mid-clip
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    assert "a feature-extraction worker died" in err and "16 files added" in err
+    names = [line.split(",", 1)[0] for line in out.read_text().splitlines()[1:]]
+    assert sorted(names) == sorted(c.name for c in clips)  # each clip exactly once
