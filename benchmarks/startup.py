@@ -41,7 +41,10 @@ class Arguments:
 
 
 def _env(source: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    # This process set NUMBA_CACHE_DIR by importing musicgenre; each command finds its own, as a user's does.
+    env.pop("NUMBA_CACHE_DIR", None)
+    return env
 
 
 # Started by a minimal interpreter: a child forked from this process would report this process's

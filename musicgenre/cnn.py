@@ -130,7 +130,13 @@ def _export_onnx(network, folder: Path) -> dict | None:
     if change > ONNX_TOLERANCE:
         path.unlink()
         return None
-    return {"file": ONNX_FILE, "max_probability_change_on_probe": change}
+    return {"file": ONNX_FILE, "sha256": _sha256(path), "max_probability_change_on_probe": change}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -189,6 +195,8 @@ def load_cnn(folder: str | os.PathLike, config: dict) -> CnnModel:
     folder = Path(folder)
     meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
     if config.get("onnx") and (folder / ONNX_FILE).is_file() and os.environ.get("MUSICGENRE_RUNTIME") not in ("keras", "torch"):
+        if _sha256(folder / ONNX_FILE) != config["onnx"].get("sha256"):
+            raise ModelError(f"{folder}: {ONNX_FILE} is not the file that was checked against {MODEL_FILE} when it was saved")
         try:
             network = OnnxNetwork(folder / ONNX_FILE)
         except Exception as exc:

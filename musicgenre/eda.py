@@ -43,6 +43,10 @@ def genre_examples(clips: list[Clip], path: str | os.PathLike) -> Path:
     """Waveform and mel-spectrogram of the first clip of each genre present."""
     import librosa
 
+    from musicgenre.jitcache import ensure_ready
+
+    ensure_ready()
+
     first = {}
     for clip in clips:
         first.setdefault(GENRES[clip.label], clip)

@@ -11,10 +11,16 @@ cache segfaults. So:
   processes inherit it through ``NUMBA_CACHE_DIR``.
 - ``ensure_ready`` (run before any librosa call) trusts the folder only if a fresh process has
   loaded and run every compiled function we use from exactly these files (a manifest of names,
-  sizes and times). Otherwise it takes a file lock, and one process rebuilds it in a child
-  process: a child that dies by a signal, or loads a gufunc whose loop pointer is null, means a
-  broken cache, which is discarded and rebuilt once, with a one-line notice.
-- Cost when the cache is good: reading one small JSON file and listing the folder.
+  sizes and times). Otherwise it takes a file lock, and one process checks it in a child
+  process (compiling what is missing): a child that dies by a signal, or loads a gufunc whose
+  loop pointer is null, means a broken cache. A new one is then built in a fresh folder and
+  checked the same way, and the folder's link is switched to it in one step (at most twice),
+  with a one-line notice; processes still using the old one never see it half deleted.
+- A process that finds null loop pointers in what it has loaded refuses every later call.
+- What the check runs is every librosa path musicgenre uses, on float32 audio (what decoding
+  gives). Code compiled later for other inputs (float64 arrays passed to the library) changes the
+  manifest, so the next process checks the folder once more (loading, ~10 s) before trusting it.
+- Cost when the cache is good: reading one small JSON file and listing the folder (~11 ms).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from musicgenre.errors import MusicGenreError
@@ -29,7 +36,6 @@ from musicgenre.errors import MusicGenreError
 MARKER = "musicgenre-verified.json"
 _CHILD_ENV = "MUSICGENRE_JIT_CHILD"  # set in the child that builds the cache: it must not wait for itself
 _LOCK_TIMEOUT_S = 1800.0
-_ready = False
 
 
 class JitCacheError(MusicGenreError):
@@ -61,17 +67,27 @@ def cache_folder() -> Path:
 
 
 _configured: Path | None = None
+_state = threading.Lock()  # ensure_ready runs once per process, also with request threads
+_ready = False
+_poisoned: str | None = None  # set once broken code is loaded here: never call into it
 
 
 def configure() -> Path | None:
-    """Point numba's cache at our folder; None if numba was imported first (then its cache is not ours)."""
+    """Point numba's cache at our folder; None if numba was imported first (then its cache is not ours).
+
+    The folder is a link to the last verified build (``<key>.<build>``), switched atomically when a
+    new build is verified, so processes already using a cache never see it half deleted. The
+    child that builds or checks a cache keeps the folder it was given.
+    """
     global _configured
-    folder = cache_folder()
-    if "numba" in sys.modules and os.environ.get("NUMBA_CACHE_DIR") != str(folder):
+    if os.environ.get(_CHILD_ENV):
         return None
-    os.environ["NUMBA_CACHE_DIR"] = str(folder)
-    _configured = folder
-    return folder
+    link = cache_folder()
+    if "numba" in sys.modules and os.environ.get("NUMBA_CACHE_DIR") != str(link):
+        return None
+    os.environ["NUMBA_CACHE_DIR"] = str(link)
+    _configured = link
+    return link
 
 
 def _active_folder() -> Path | None:
@@ -116,110 +132,188 @@ def _discard(folder: Path) -> None:
 
 
 class _Locked:
-    """The folder's file lock (beside it, so discarding the folder keeps it); waiting too long is a JitCacheError."""
+    """The cache's file lock (beside its folder); waiting is announced, and waiting too long is a JitCacheError."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, link: Path):
         from filelock import FileLock
 
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(folder.parent / f"{folder.name}.lock"), timeout=_LOCK_TIMEOUT_S)
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JitCacheError(
+                f"cannot create {link.parent} ({exc.strerror}); set MUSICGENRE_CACHE to a writable folder"
+            ) from None
+        self.lock = FileLock(str(link.parent / f"{link.name}.lock"))
 
     def __enter__(self) -> None:
         from filelock import Timeout
 
         try:
-            self.lock.acquire()
+            self.lock.acquire(timeout=0)
+            return
         except Timeout:
-            raise JitCacheError(f"waited {_LOCK_TIMEOUT_S:g} s for another process to build {self.lock.lock_file}") from None
+            _notice("waiting for another musicgenre process to finish building librosa's compiled code")
+        try:
+            self.lock.acquire(timeout=_LOCK_TIMEOUT_S)
+        except Timeout:
+            raise JitCacheError(
+                f"waited {_LOCK_TIMEOUT_S:g} s for another process to build the cache ({self.lock.lock_file})"
+            ) from None
 
     def __exit__(self, *exc) -> None:
         self.lock.release()
 
 
 _BROKEN_EXIT = 3  # the child found null loop pointers
+_CHILD_TIMEOUT_S = 1800.0
 
 
 def _run_child(folder: Path) -> str | None:
-    """Build (or load) and run every compiled function in a fresh process; None if it worked, else why the cache is broken.
+    """Load (compiling what is missing) and run every compiled function we use, in a fresh process on ``folder``.
 
-    Any other failure (an import error, a bug) is not the cache's fault: it is raised as it is.
+    None if that worked, else why the cache is broken (the child died by a signal or found null
+    loop pointers). Any other failure (an import error, a bug) is not the cache's fault: a JitCacheError.
     """
     import signal
     import subprocess
 
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(folder), _CHILD_ENV: "1"}
+    package_root = str(Path(__file__).resolve().parents[1])  # the child imports the same musicgenre as this process
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(folder), _CHILD_ENV: "1", "PYTHONPATH": path}
     code = "from musicgenre.jitcache import exercise; exercise()"
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=_CHILD_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise JitCacheError(f"compiling librosa's code took more than {_CHILD_TIMEOUT_S:g} s") from None
     tail = proc.stderr.strip().splitlines()
     if proc.returncode == 0:
         return None
     if proc.returncode < 0:
-        return f"a process using it died with {signal.Signals(-proc.returncode).name}"
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return f"a process using it died with {name}"
     if proc.returncode == _BROKEN_EXIT:
         return tail[-1] if tail else "null loop pointers"
     raise JitCacheError(f"compiling librosa's code failed: {tail[-1] if tail else f'exit status {proc.returncode}'}")
 
 
-def _build(folder: Path, reason: str | None = None) -> None:
-    """With the lock held: make ``folder`` a verified cache, discarding it once if it proves broken."""
-    if reason is not None:
-        _discard(folder)
-    elif not (folder / MARKER).exists():
-        _notice(f"compiling librosa's numba code once (about a minute), into {folder}")
-    for attempt in range(2):
+def _mark(folder: Path) -> None:
+    from musicgenre.atomic import atomic_open
+
+    record = {"key": cache_key(), "manifest": manifest(folder)}  # before the marker's temporary file exists
+    with atomic_open(folder / MARKER) as f:
+        json.dump(record, f)
+
+
+def _present(link: Path) -> bool:
+    return link.is_dir()  # a folder, or a link to one (a dangling link is no cache)
+
+
+def _switch(link: Path, build: Path) -> None:
+    """Make ``link`` point at ``build`` in one step, then remove whatever it pointed at before."""
+    import time
+
+    old = link.resolve() if link.is_symlink() else None
+    tmp = link.parent / f"{link.name}.link-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(build.name, tmp)
+    if link.is_dir() and not link.is_symlink():  # a plain folder (numba wrote there before any build)
+        old = link.parent / f"{link.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(link, old)
+    os.replace(tmp, link)
+    if old is not None and old != build.resolve():
+        _discard(old)
+
+
+def _new_build(link: Path, reason: str | None) -> None:
+    """With the lock held: compile into a fresh folder, check it in a child, switch ``link`` to it; twice at most."""
+    import time
+
+    target = link.resolve() if link.is_symlink() else None
+    for stale in link.parent.glob(f"{link.name}.*"):  # builds a killed process left behind (the lock is held)
+        if stale.is_dir() and not stale.is_symlink() and stale != target:
+            _discard(stale)
+    for _attempt in range(2):
         if reason is not None:
-            _notice(f"the compiled-code cache was broken ({reason}); discarded it and rebuilding it (about a minute)")
-        folder.mkdir(parents=True, exist_ok=True)
+            _notice(f"the compiled-code cache was broken ({reason}); building a new one (about a minute)")
+        build = link.parent / f"{link.name}.{os.getpid()}-{time.time_ns()}"
+        build.mkdir(parents=True)
         try:
-            reason = _run_child(folder)
+            reason = _run_child(build)
         except JitCacheError:
-            _discard(folder)
+            _discard(build)
             raise
         if reason is None:
-            from musicgenre.atomic import atomic_open
-
-            record = {"key": cache_key(), "manifest": manifest(folder)}  # before the marker's temporary file exists
-            with atomic_open(folder / MARKER) as f:
-                json.dump(record, f)
+            _mark(build)
+            _switch(link, build)
             return
-        _discard(folder)
-        if attempt:
-            break
-    raise JitCacheError(f"could not build librosa's compiled code in {folder}: {reason}")
+        _discard(build)
+    raise JitCacheError(f"could not build librosa's compiled code in {link}: {reason}")
+
+
+def _check(link: Path) -> None:
+    """With the lock held: make ``link`` a verified cache, checking what is there before building anew."""
+    if not _present(link):
+        _notice(f"compiling librosa's numba code once (about a minute), into {link}")
+        _new_build(link, None)
+        return
+    reason = _run_child(link)  # files were added or changed since it was verified: load them all once more
+    if reason is None:
+        _mark(link)
+    else:
+        _new_build(link, reason)
 
 
 def ensure_ready() -> None:
     """Make sure the numba cache this process will load is whole; cheap after the first call and when it is good."""
-    global _ready
+    global _ready, _poisoned
     if _ready or os.environ.get(_CHILD_ENV):
         return
-    folder = _active_folder()
-    if folder is not None and not _verified(folder):
-        with _Locked(folder):
-            if not _verified(folder):  # another process may have built it while we waited
-                _build(folder)
-    _ready = True
-    broken = broken_loops(_USED_MODULES)
-    if broken and folder is None:  # numba was imported before musicgenre, so its cache is not ours to repair
-        raise JitCacheError(
-            f"librosa's compiled-code cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside librosa'}) is broken: null loop "
-            f"pointers in {', '.join(broken)}. Delete its *.nbi and *.nbc files, or import musicgenre before librosa."
-        )
-    if broken:  # cannot happen with a verified cache; if it does, never call into it
-        with _Locked(folder):
-            _build(folder, f"null loop pointers in {', '.join(broken)}")
-        raise JitCacheError("librosa's compiled code was broken in this process; the cache has been rebuilt, run it again")
+    with _state:
+        if _poisoned:
+            raise JitCacheError(_poisoned)
+        if _ready:
+            return
+        link = _active_folder()
+        if link is not None and not _verified(link):
+            with _Locked(link):
+                if not _verified(link):  # another process may have built it while we waited
+                    _check(link)
+        broken = broken_loops(_USED_MODULES)
+        if broken and link is None:  # numba was imported before musicgenre, so its cache is not ours to repair
+            _poisoned = (
+                f"librosa's compiled-code cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside librosa'}) is broken: null "
+                f"loop pointers in {', '.join(broken)}. Delete its *.nbi and *.nbc files, or import musicgenre before librosa."
+            )
+        elif broken:  # cannot happen with a verified cache; if it does, never call into it
+            with _Locked(link):
+                _new_build(link, f"null loop pointers in {', '.join(broken)}")
+            _poisoned = "librosa's compiled code was broken in this process; the cache has been rebuilt: run it again"
+        if _poisoned:
+            raise JitCacheError(_poisoned)
+        _ready = True
 
 
-def heal(reason: str) -> None:
-    """A worker died (e.g. by a signal): discard and rebuild the cache once before the work is retried."""
-    global _ready
-    folder = _active_folder()
-    if folder is None:
+def heal(reason: str, rebuild: bool = False) -> None:
+    """A worker died (e.g. by a signal): check the cache in a child and rebuild it if broken (or if ``rebuild``)."""
+    link = _active_folder()
+    if link is None:
+        _notice(f"{reason}; retrying (librosa's compiled-code cache is not musicgenre's here, so it is left as it is)")
         return
-    with _Locked(folder):
-        _build(folder, reason)
-    _ready = True
+    with _Locked(link):
+        if rebuild:
+            _new_build(link, f"{reason} again")
+            return
+        problem = _run_child(link) if _present(link) else "it is missing"
+        if problem is None:
+            _notice(f"{reason}; the compiled-code cache checks out, so it is kept; retrying")
+            _mark(link)
+        else:
+            _new_build(link, problem)
 
 
 # Importing these compiles (or loads) librosa's eager gufuncs: every feature path imports the first
@@ -237,7 +331,7 @@ def _null_loops(ufunc) -> bool:
     """
     import ctypes
 
-    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+    head = object.__basicsize__  # PyObject_HEAD, whatever this build's header holds
     nin, nout, nargs = (ctypes.c_int * 3).from_address(id(ufunc) + head)
     if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, ufunc.nargs):
         return False
@@ -266,7 +360,7 @@ def broken_loops(modules: tuple[str, ...] = ()) -> list[str]:
             continue
         for attr, value in list(vars(module).items()):
             # No getattr on arbitrary objects: librosa's lazy-module proxies import (or raise) when touched.
-            ufunc = vars(value).get("ufunc") if type(value).__module__.startswith("numba.") else value
+            ufunc = getattr(value, "ufunc", None) if type(value).__module__.startswith("numba.") else value
             if isinstance(ufunc, np.ufunc) and _null_loops(ufunc):
                 found.append(f"{modname}.{attr}")
     return sorted(set(found))

@@ -62,19 +62,22 @@ def _skops_io():
     That discovery (``sklearn.utils.all_estimators``) costs seconds and pulls in torch through
     scikit-learn's array-API modules. It only decides what skops trusts when the caller names
     nothing; we always name ``TRUSTED_TYPES``, so it is replaced by an empty list while skops is
-    imported, which also means no scikit-learn type outside that list is ever trusted here.
+    imported. If skops was imported before, its default list is emptied (in place, the list its
+    loaders read): either way no scikit-learn estimator outside ``TRUSTED_TYPES`` loads here.
     """
-    if "skops.io" in sys.modules:
-        return sys.modules["skops.io"]
-    import sklearn.utils
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
 
-    discover = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []
-    try:
-        import skops.io
-    finally:
-        sklearn.utils.all_estimators = discover
-    return skops.io
+        discover = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            import skops.io  # noqa: F401
+        finally:
+            sklearn.utils.all_estimators = discover
+    from skops.io import _trusted_types
+
+    _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES.clear()  # fail closed whoever imported skops first
+    return sys.modules["skops.io"]
 
 
 @dataclass

@@ -118,16 +118,19 @@ def extract_inputs(
 def _results(
     todo: list[Path], segment_seconds: float | None, workers: int
 ) -> Iterator[tuple[Path, list[dict] | None, str | None]]:
-    """Each clip's rows, in order. Workers start only once the numba cache is whole (they compile nothing);
-    a pool whose worker dies (a signal: e.g. a cache broken by a process outside musicgenre) gets the
-    cache rebuilt and the clips not yet done retried once."""
+    """Each clip's rows, in order. Workers start only once the numba cache is whole (they compile nothing).
+
+    A pool whose worker dies (a signal: a broken cache, or just the OOM killer) gets the cache
+    checked, and rebuilt if broken, and the clips not yet done retried; a second death rebuilds it
+    regardless, a third is an error.
+    """
     jobs = [(p, segment_seconds) for p in todo]
     jitcache.ensure_ready()
     if workers <= 1 or len(todo) <= 1:
         yield from map(_worker, jobs)
         return
     done = 0
-    for attempt in range(2):
+    for deaths in range(3):
         try:
             with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
                 for result in pool.map(_worker, jobs[done:], chunksize=1):
@@ -135,9 +138,9 @@ def _results(
                     yield result
             return
         except BrokenProcessPool:
-            if attempt:
-                raise MusicGenreError("a feature-extraction worker died again after the numba cache was rebuilt") from None
-            jitcache.heal("a feature-extraction worker died")
+            if deaths == 2:
+                raise MusicGenreError("feature-extraction workers died three times; see the messages above") from None
+            jitcache.heal("a feature-extraction worker died", rebuild=deaths == 1)
 
 
 def extract_table(

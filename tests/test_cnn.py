@@ -6,6 +6,7 @@ tensorflow is installed and says why it skips otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -103,6 +104,11 @@ def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     (broken / "model.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(ModelError, match="model.onnx is not the file that was checked"):
+        resolve_model(str(broken))  # a swapped or damaged ONNX copy is never run
+    config = json.loads((broken / "musicgenre.json").read_text())
+    config["onnx"]["sha256"] = hashlib.sha256(b"not an onnx file").hexdigest()
+    (broken / "musicgenre.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="cannot load model.onnx"):
         resolve_model(str(broken))
     (broken / "model.keras").write_bytes(b"not a keras file")

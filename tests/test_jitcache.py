@@ -38,16 +38,29 @@ def _musicgenre(cache: Path, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kwargs)
 
 
+def _raw_env(cache: Path) -> dict[str, str]:
+    return {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
+
+
 def _raw(cache: Path, script: str) -> subprocess.CompletedProcess:
     """A plain librosa process (no musicgenre) on the same numba folder."""
-    env = {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
-    return subprocess.run([sys.executable, str(HERE / script)], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, str(HERE / script)], env=_raw_env(cache), capture_output=True, text=True, timeout=600)
+
+
+# Two calls of ensure_ready in one process: both must refuse (never fall through to the broken kernel).
+REFUSE_TWICE = """
+from musicgenre.jitcache import JitCacheError, ensure_ready
+for _ in range(2):
+    try:
+        ensure_ready()
+    except JitCacheError as exc:
+        print(exc)
+"""
 
 
 def _force_broken_cache(cache: Path) -> None:
     """The interleaving of numba #10128, forced: one process stopped mid-compilation while another finishes."""
-    env = {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
-    stopped = subprocess.Popen([sys.executable, str(HERE / "race_stop_before_saving.py")], env=env)
+    stopped = subprocess.Popen([sys.executable, str(HERE / "race_stop_before_saving.py")], env=_raw_env(cache))
     deadline = time.monotonic() + 600
     while Path(f"/proc/{stopped.pid}/stat").read_text().split()[2] != "T":
         assert stopped.poll() is None and time.monotonic() < deadline, "the compiling process never reached its stop"
@@ -76,9 +89,27 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
 
     # The in-process check sees the null loop without calling it (the child flag skips ensure_ready).
     code = "from musicgenre import jitcache; print(jitcache.broken_loops(('librosa.core.pitch',)))"
-    env = {**_env(cache), "MUSICGENRE_JIT_CHILD": "1"}
+    env = {**_raw_env(cache), "MUSICGENRE_JIT_CHILD": "1"}  # as the checking child runs: on the folder it is given
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert "librosa.core.pitch._pi_wrapper" in found.stdout, found.stderr[-2000:]
+
+    # numba imported before musicgenre: the cache is not ours to repair, but it is never called into either.
+    foreign, env = "import numba\n" + REFUSE_TWICE, {**_env(cache), "NUMBA_CACHE_DIR": str(saved)}  # not our folder
+    refused = subprocess.run([sys.executable, "-c", foreign], env=env, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 0, refused.stderr[-2000:]
+    assert refused.stdout.count("import musicgenre before librosa") == 2
+
+    # A marker that vouches for these very files (as if they broke after a check): this process refuses, the cache heals.
+    vouched = tmp_path / "vouched"
+    shutil.copytree(saved, _folder(vouched))
+    record = {"key": jitcache.cache_key(), "manifest": jitcache.manifest(_folder(vouched))}
+    (_folder(vouched) / jitcache.MARKER).write_text(json.dumps(record))
+    poisoned = subprocess.run(
+        [sys.executable, "-c", REFUSE_TWICE], env=_env(vouched), capture_output=True, text=True, timeout=900
+    )
+    assert poisoned.returncode == 0, poisoned.stderr[-2000:]
+    assert poisoned.stdout.count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in poisoned.stderr
+    assert _raw(vouched, "call_parabolic.py").returncode == 0
 
     predicted = _musicgenre(cache, "predict", str(clips[0]))
     out, err = predicted.communicate(timeout=900)
@@ -130,7 +161,7 @@ def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_p
             assert "compiling" not in err  # the later run used the cache as it was
 
 
-def test_a_verified_cache_costs_one_small_read(tmp_path):
+def test_the_manifest_sees_every_rewrite_and_not_the_marker(tmp_path):
     folder = tmp_path / "numba" / "x"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "f.nbi").write_bytes(b"index")

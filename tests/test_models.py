@@ -121,7 +121,7 @@ class Untrusted(TransformerMixin, BaseEstimator):
         return X
 
 
-@pytest.mark.parametrize("name", ["svm", "xgb", "lda"])
+@pytest.mark.parametrize("name", MODELS)
 def test_save_and_load_round_trip(name, data, tmp_path):
     model = ShallowModel(make_pipeline(name, {"n_estimators": 20} if name == "xgb" else {}, seed=0).fit(data.X, data.y))
     folder = save_model(model, tmp_path / name, card="# card\n")
@@ -143,6 +143,16 @@ def test_untrusted_types_are_refused(data, tmp_path):
         load_model_folder(folder)
     with pytest.raises(ModelError, match="not a musicgenre model folder"):
         load_model_folder(tmp_path)
+
+
+def test_scikit_learn_estimators_outside_the_list_are_refused_too(data, tmp_path):
+    """skops trusts every scikit-learn estimator by default; here only TRUSTED_TYPES load (skops was imported first)."""
+    from sklearn.naive_bayes import GaussianNB
+
+    folder = save_model(ShallowModel(make_pipeline("lda").fit(data.X, data.y)), tmp_path / "m")
+    sio.dump(Pipeline([*make_pipeline("lda").steps[:-1], ("model", GaussianNB())]).fit(data.X, data.y), folder / "pipeline.skops")
+    with pytest.raises(ModelError, match="GaussianNB"):
+        load_model_folder(folder)
 
 
 @pytest.mark.slow
