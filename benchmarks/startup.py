@@ -41,10 +41,7 @@ class Arguments:
 
 
 def _env(source: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    # This process set NUMBA_CACHE_DIR by importing musicgenre; each command finds its own, as a user's does.
-    env.pop("NUMBA_CACHE_DIR", None)
-    return env
+    return {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
 # Started by a minimal interpreter: a child forked from this process would report this process's
@@ -70,32 +67,19 @@ def _timed(cmd: list[str], source: Path) -> tuple[float, float]:
 
 def _app_run(source: Path, clip: str) -> tuple[float, float]:
     """Launch -> first answered /predict, and the server's RSS (MB) 5 s after that answer."""
-    import psutil
     from gradio_client import Client, handle_file
 
-    from musicgenre.app_process import free_port
+    from musicgenre.app_process import launch_app
 
-    port = free_port()
-    env = {**_env(source), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    env.pop("MODEL_ID", None)
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=source, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            if proc.poll() is not None or time.perf_counter() - start > 300:
-                raise SystemExit(f"the app in {source} did not answer")
-            try:
-                Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(clip), "all", api_name="/predict")
-                break
-            except Exception:  # not up yet
-                time.sleep(0.1)
-        seconds = time.perf_counter() - start
-        time.sleep(5)
-        root = psutil.Process(proc.pid)
-        rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as tmp:
+        app = launch_app(source / "app.py", [], Path(tmp) / "app.log", timeout=300, env={"PYTHONPATH": str(source)})
+        try:
+            Client(app.url, verbose=False).predict(handle_file(clip), "all", api_name="/predict")
+            seconds = time.monotonic() - app.launched
+            time.sleep(5)
+            rss = app.rss_mb()
+        finally:
+            app.stop()
     return seconds, rss
 
 
@@ -151,6 +135,8 @@ def table(results: dict[str, dict]) -> str:
 
 def main() -> None:
     (args,) = parse_dataclasses(Arguments, description=__doc__)
+    # Importing musicgenre set NUMBA_CACHE_DIR here; each command (the baseline's too) finds its own, as a user's does.
+    os.environ.pop("NUMBA_CACHE_DIR", None)
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
         clip = args.clip
         if clip is None:

@@ -149,10 +149,12 @@ def transformer_inference_benchmark(seconds: float = 30.0, repeats: int = 3) -> 
 
 
 def _onnx_variant(model, x, repeats: int, dynamic: bool):
+    import torch
+
     from musicgenre.onnx_runtime import export_onnx, open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(model, path, example=None if dynamic else x)
-        session = open_session(path)
+        session = open_session(path, torch.get_num_threads())
     return _best_of(lambda: session.run(None, {"input_values": x.numpy()})[0], repeats)

@@ -41,7 +41,6 @@ def mel_power(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     import librosa
 
     ensure_ready()
-
     return librosa.feature.melspectrogram(y=y, sr=sr, n_mels=N_MELS, hop_length=HOP).T
 
 
@@ -97,11 +96,9 @@ class OnnxNetwork:
     """A saved network through ONNX Runtime, with the one method prediction uses from a Keras model."""
 
     def __init__(self, path: str | os.PathLike):
-        import onnxruntime as ort
+        from musicgenre.onnx_runtime import open_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(path)
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, batch: np.ndarray, verbose: int = 0) -> np.ndarray:

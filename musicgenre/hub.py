@@ -50,6 +50,11 @@ def hub_file(repo_id: str, filename: str, revision: str | None, online: bool) ->
     return True
 
 
+def not_cached(repo_id: str) -> ModelError:
+    """The error for a Hub model needed offline that the local cache does not have."""
+    return ModelError(f"{repo_id}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)")
+
+
 def download_model(
     repo_id: str, revision: str | None = None, local_dir: str | None = None, local_files_only: bool = False
 ) -> Path:
@@ -67,7 +72,7 @@ def download_model(
     try:
         return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir, local_files_only=local_files_only))
     except LocalEntryNotFoundError:
-        raise ModelError(f"{repo_id}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)") from None
+        raise not_cached(repo_id) from None
     except HFValidationError as exc:
         raise ModelError(f"{repo_id!r} is not a valid Hub model id ({exc})") from None
     except RepositoryNotFoundError:

@@ -209,10 +209,6 @@ def _mark(folder: Path) -> None:
         json.dump(record, f)
 
 
-def _present(link: Path) -> bool:
-    return link.is_dir()  # a folder, or a link to one (a dangling link is no cache)
-
-
 def _switch(link: Path, build: Path) -> None:
     """Make ``link`` point at ``build`` in one step, then remove whatever it pointed at before."""
     import time
@@ -257,7 +253,7 @@ def _new_build(link: Path, reason: str | None) -> None:
 
 def _check(link: Path) -> None:
     """With the lock held: make ``link`` a verified cache, checking what is there before building anew."""
-    if not _present(link):
+    if not link.is_dir():  # neither a folder nor a link to one (a dangling link is no cache)
         _notice(f"compiling librosa's numba code once (about a minute), into {link}")
         _new_build(link, None)
         return
@@ -308,7 +304,7 @@ def heal(reason: str, rebuild: bool = False) -> None:
         if rebuild:
             _new_build(link, f"{reason} again")
             return
-        problem = _run_child(link) if _present(link) else "it is missing"
+        problem = _run_child(link) if link.is_dir() else "it is missing"
         if problem is None:
             _notice(f"{reason}; the compiled-code cache checks out, so it is kept; retrying")
             _mark(link)

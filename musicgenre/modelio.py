@@ -23,7 +23,7 @@ from musicgenre.atomic import atomic_folder
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
-from musicgenre.hub import download_model, hub_file, hub_reachable
+from musicgenre.hub import download_model, hub_file, hub_reachable, not_cached
 
 if TYPE_CHECKING:
     from musicgenre.predict import GenreModel
@@ -210,6 +210,6 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
         if hub_file(spec, CONFIG_NAME, revision, online):
             return load_model_folder(download_model(spec, revision, local_files_only=not online))
         if not online and not hub_file(spec, "config.json", revision, online):  # decided without importing transformers
-            raise ModelError(f"{spec}: not in the local cache and the Hugging Face Hub cannot be reached (offline?)")
+            raise not_cached(spec)
         return load_transformer_model(spec, revision, local_files_only=not online)
     raise ModelError(f"no model {spec!r}: not 'bundled', an existing folder, or a Hub id like 'owner/name'")

@@ -29,7 +29,9 @@ MAX_WINDOW_SAMPLES = 16000 * 120  # the export accepts windows up to 2 minutes a
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MUSICGENRE_CACHE") or Path.home() / ".cache" / "musicgenre") / "onnx"
+    from musicgenre.jitcache import cache_root
+
+    return cache_root() / "onnx"
 
 
 def _weights_key(model) -> str:
@@ -86,12 +88,13 @@ def export_onnx(model, path: Path, example=None) -> None:
             os.remove(tmp)
 
 
-def open_session(path: Path):
+def open_session(path: str | os.PathLike, threads: int | None = None):
+    """A quiet CPU session of the ONNX file at ``path``; ``threads`` None is ONNX Runtime's default (every core)."""
     import onnxruntime as ort
-    import torch
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # as many cores as torch would use
+    if threads:
+        options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -109,7 +112,7 @@ def onnx_session(model):
         path = cache_dir() / f"{_weights_key(model)}.onnx"
         if not path.is_file():
             export_onnx(model, path)
-        session = open_session(path)
+        session = open_session(path, torch.get_num_threads())  # as many cores as torch would use
         probe = np.random.default_rng(0).normal(scale=0.1, size=(1, 40000)).astype(np.float32)
         with torch.inference_mode():
             expected = model(torch.from_numpy(probe)).logits.float().numpy()
