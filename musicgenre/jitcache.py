@@ -257,6 +257,7 @@ def _check(link: Path) -> None:
         _notice(f"compiling librosa's numba code once (about a minute), into {link}")
         _new_build(link, None)
         return
+    _notice("checking librosa's compiled-code cache: it changed since it was last checked (up to a minute)")
     reason = _run_child(link)  # files were added or changed since it was verified: load them all once more
     if reason is None:
         _mark(link)
