@@ -3,8 +3,8 @@
     python app.py [--model_id HUB_ID_OR_FOLDER] [--models MORE ...]
 
 Serves on 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise. The
-models (a fine-tuned DistilHuBERT from the Hub, named by MODEL_ID; the bundled handcrafted-
-feature model; any folders given) are loaded once at start; a model that cannot be loaded,
+models (a fine-tuned DistilHuBERT from the Hub, named by MODEL_ID; the bundled pretrained musicnn
+probe, handcrafted-feature model and CNN; any folders given) are loaded once at start; a model that cannot be loaded,
 e.g. offline, is reported on the page and the others are served. The work happens in
 ``musicgenre.serving``; this file only lays it out.
 """
@@ -131,6 +131,10 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
                                 )
                             )  # fmt: skip
                         columns.append(column)
+                tags = gr.Label(
+                    num_top_classes=10, label="What the pretrained tagger hears (musicnn's Last.fm tags, not genres)",
+                    visible=False, elem_id="tags",
+                )  # fmt: skip
                 mel = gr.Plot(label="Mel-spectrogram", elem_id="mel")
 
         def classify(path: str | None, model: str | None):
@@ -139,7 +143,8 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
             except gr.Error as exc:  # shown where the results go (and as a toast); old results are cleared
                 gr.Warning(exc.message)
                 hidden = [gr.update(visible=False)] * len(names)
-                return [f"⚠️ **Cannot classify this recording.** {exc.message}", *hidden, *[None] * len(names), *hidden, None]
+                message = f"⚠️ **Cannot classify this recording.** {exc.message}"
+                return [message, *hidden, *[None] * len(names), *hidden, gr.update(value=None, visible=False), None]
             done = {r.name: r for r in analysis.results}
             updates: list = [summary(analysis)]
             updates += [gr.update(visible=n in done) for n in names]
@@ -150,18 +155,24 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
                 else gr.update(visible=False)
                 for n in names
             ]
-            return [*updates, mel_figure(analysis)]
+            tag_scores = {t["tag"]: t["probability"] for t in analysis.tags} if analysis.tags else None
+            return [*updates, gr.update(value=tag_scores, visible=tag_scores is not None), mel_figure(analysis)]
 
         # The page and the API share one queue group, so --concurrency_limit bounds all analyses together.
         button.click(
-            classify, [audio, choice], [info, *columns, *labels, *plots, mel], api_visibility="private", concurrency_id="analysis"
+            classify,
+            [audio, choice],
+            [info, *columns, *labels, *plots, tags, mel],
+            api_visibility="private",
+            concurrency_id="analysis",
         )
 
         def predict(audio: gr.FileData, model: str = "all") -> dict:
             """Genre probabilities of one audio file.
 
             model: "all" or one name from /models. Returns duration_seconds, truncated and, per
-            model, the top genre, all genre scores (probabilities summing to 1), windows and seconds.
+            model, the top genre, all genre scores (probabilities summing to 1), windows and seconds;
+            with the pretrained probe among them, also "tags": the tagger's top tags and probabilities.
             """
             path = audio["path"] if isinstance(audio, dict) else getattr(audio, "path", None)
             return run_analysis(path, model, models, max_seconds).to_dict()

@@ -3,6 +3,7 @@
     python experiments/report.py
 
 Reads the result files the experiments wrote (results/shallow/results.json, results/cnn/results.json,
+results/probe/results.json,
 any fine-tuning run's musicgenre_run.json given with --files) and the inference benchmark (model size
 and CPU time per 30-second clip), and writes the Markdown report with confusion-matrix figures.
 """
@@ -22,7 +23,12 @@ from musicgenre.report import gather, render, update_readme
 @dataclass
 class Arguments:
     files: list[str] = field(
-        default_factory=lambda: ["results/shallow/results.json", "results/cnn/results.json", "benchmarks/inference.json"],
+        default_factory=lambda: [
+            "results/shallow/results.json",
+            "results/cnn/results.json",
+            "results/probe/results.json",
+            "benchmarks/inference.json",
+        ],
         metadata={"help": "result files (missing ones are reported and skipped)"},
     )
     out: str = field(default="docs/results.md", metadata={"help": "the Markdown report; figures go beside it"})

@@ -30,12 +30,38 @@ def _predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            line = predict_file(model, path, max_seconds=args.max_seconds)
+            line = predict_file(model, path, max_seconds=args.max_seconds, tags=args.num_tags if args.tags else 0)
         except Exception as exc:  # reported on its own line; the other files still get classified
             line = {"file": path, "error": describe_failure(exc)}
             failed += 1
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
+
+
+def _evaluate_audio(args: argparse.Namespace) -> int:
+    """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
+    from musicgenre.data import find_audio_files, label_from_path
+    from musicgenre.evaluation import classification_metrics
+    from musicgenre.modelio import resolve_model
+    from musicgenre.predict import predict_file
+
+    model = resolve_model(args.model or "bundled", args.revision)
+    files = [f for f in find_audio_files([args.audio]) if label_from_path(f)]
+    if not files:
+        raise MusicGenreError(f"{args.audio}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    truth, pred, failed = [], [], {}
+    for path in files:
+        try:
+            pred.append(predict_file(model, path)["genre"])
+        except MusicGenreError as exc:
+            failed[str(path)] = describe_failure(exc)
+            continue
+        truth.append(label_from_path(path))
+    if not truth:
+        raise MusicGenreError(f"{args.audio}: none of the {len(files)} files could be classified")
+    out = {"model": args.model or "bundled", "audio": str(args.audio), **classification_metrics(truth, pred, model.labels)}
+    print(json.dumps({**out, "failed": failed}))
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -44,6 +70,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from musicgenre.features import FEATURE_COLUMNS
     from musicgenre.modelio import ShallowModel, resolve_model
 
+    if (args.audio is None) == (args.features is None):
+        raise MusicGenreError("evaluate needs exactly one of --features TABLE or --audio FOLDER")
+    if args.audio is not None:
+        return _evaluate_audio(args)
+    args.model = args.model or "bundled:shallow"
     model = resolve_model(args.model, args.revision)
     if not isinstance(model, ShallowModel):
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
@@ -113,9 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="bundled",
-        help="'bundled' (or 'bundled:cnn'), a model folder (ours or a transformers audio-classification checkpoint), a Hub id "
-        "(default: bundled)",
+        help="'bundled' (the pretrained musicnn probe; or 'bundled:shallow', 'bundled:cnn'), a model folder (ours or a "
+        "transformers audio-classification checkpoint), a Hub id (default: bundled)",
     )
+    p.add_argument(
+        "--tags",
+        action="store_true",
+        help="add the pretrained tagger's top tags and their probabilities, e.g. 'female vocalists', '80s', 'dance'",
+    )
+    p.add_argument("--num-tags", type=int, default=5, metavar="N", help="how many tags --tags adds (default 5)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
@@ -124,12 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
-        help="score a model on a labelled feature table",
+        help="score a model on a labelled feature table or audio folder",
         description="Prints JSON with accuracy, macro_f1, n and the confusion matrix.",
     )
-    p.add_argument("--model", default="bundled")
+    p.add_argument("--model", default=None, help="default: bundled:shallow for --features, bundled for --audio")
     p.add_argument("--revision", default=None)
-    p.add_argument("--features", required=True, help="CSV in the public GTZAN schema; its label column is the truth")
+    p.add_argument("--features", default=None, help="CSV in the public GTZAN schema; its label column is the truth")
+    p.add_argument("--audio", default=None, help="a GTZAN-like folder: the genre comes from each file's folder or name")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="classify a synthetic clip with the bundled model (a smoke test)")

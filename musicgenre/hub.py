@@ -89,18 +89,19 @@ SPACE_FILES = ("app.py", "requirements.txt", "packages.txt", "README.md", "LICEN
 
 
 def checkpoint_kind(folder: str | os.PathLike) -> str:
-    """``shallow`` (ours), ``transformers`` or ``keras``: what kind of checkpoint ``folder`` holds."""
+    """``shallow`` or ``probe`` (ours), ``transformers`` or ``keras``: what kind of checkpoint ``folder`` holds."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a folder")
     if (folder / "musicgenre.json").is_file():
         from musicgenre.cnn import FORMAT as CNN_FORMAT
+        from musicgenre.probe import FORMAT as PROBE_FORMAT
 
         try:
             fmt = json.loads((folder / "musicgenre.json").read_text()).get("format")
         except (OSError, ValueError) as exc:
             raise ModelError(f"{folder}: musicgenre.json is unreadable ({exc})") from None
-        return "keras" if fmt == CNN_FORMAT else "shallow"
+        return {CNN_FORMAT: "keras", PROBE_FORMAT: "probe"}.get(fmt, "shallow")
     if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
         return "transformers"
     if any(folder.glob("*.keras")):
@@ -165,7 +166,7 @@ def _validate_repo_id(repo_id: str) -> None:
 
 
 def _generated_card(kind: str, repo_id: str) -> str:
-    library = {"shallow": "sklearn", "transformers": "transformers", "keras": "keras"}[kind]
+    library = {"shallow": "sklearn", "transformers": "transformers", "keras": "keras", "probe": "musicgenre"}[kind]
     return (
         f"---\nlicense: mit\nlibrary_name: {library}\ntags: [audio-classification, music-genre, gtzan, musicgenre]\n---\n"
         f"# {repo_id.split('/')[1]}\n\nA musicgenre {kind} checkpoint for GTZAN's ten genres. "

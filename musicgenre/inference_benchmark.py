@@ -1,6 +1,6 @@
 """CPU inference per 30-second clip for every kind of model the project serves: time, size, memory.
 
-Each served model (the bundled one, the CNN for 3 s and 30 s inputs, a DistilHuBERT-sized
+Each served model (the bundled pretrained probe and feature model, the CNN for 3 s and 30 s inputs, a DistilHuBERT-sized
 transformers model) is measured in a fresh process, so its peak memory is its own. The shallow
 families are measured together in one more process (their time is mostly feature extraction).
 Time is end to end from decoded audio at 22,050 Hz to probabilities (``predict.predict_array``):
@@ -26,7 +26,7 @@ from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import SAMPLE_RATE
 
-SERVED = ("bundled", "cnn-3s", "cnn-30s", "distilhubert")
+SERVED = ("musicnn", "bundled", "cnn-3s", "cnn-30s", "distilhubert")
 MEASURED_KEYS = ("dataset", "protocol", "feature_set", "search")  # which study result a shallow measurement stands for
 
 
@@ -56,10 +56,17 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
     imports_mb = _rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / name
-        if name == "bundled":
+        if name == "musicnn":
+            from musicgenre.modelio import bundled_model_path, resolve_model
+            from musicgenre.musicnn import backbone_path
+
+            model, family, inp = resolve_model("bundled:musicnn"), "musicnn-probe", "30 s"
+            size = _folder_bytes(bundled_model_path("musicnn")) + (backbone_path() / "model.onnx").stat().st_size
+            what = f"the bundled probe ({model.backbone.name} through ONNX Runtime, {model.layer} embedding, NumPy head)"
+        elif name == "bundled":
             from musicgenre.modelio import bundled_model_path, resolve_model
 
-            model, family, inp, folder = resolve_model("bundled"), "bundled", "30 s", bundled_model_path()
+            model, family, inp, folder = resolve_model("bundled:shallow"), "bundled", "30 s", bundled_model_path("shallow")
             what = f"the bundled model ({model.meta.get('estimator', 'shallow')} on handcrafted features)"
         elif name.startswith("cnn-"):
             from musicgenre.cnn import CnnModel, build_cnn, save_cnn
@@ -93,7 +100,7 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
             raise ModelError(f"unknown served model {name!r}; choose from {SERVED}")
         loaded_mb = _rss_mb()
         seconds_per_clip = _time(model, clip, runs)
-        size = _folder_bytes(folder)
+        size = size if name == "musicnn" else _folder_bytes(folder)
     return {
         "family": family,
         "input": inp,

@@ -149,10 +149,12 @@ def load_model_folder(folder: str | os.PathLike) -> GenreModel:
 
 def _load_model_folder(folder: Path) -> GenreModel:
     config = json.loads((folder / CONFIG_NAME).read_text())
-    from musicgenre import cnn
+    from musicgenre import cnn, probe
 
     if config.get("format") == cnn.FORMAT:
         return cnn.load_cnn(folder, config)
+    if config.get("format") == probe.FORMAT:
+        return probe.load_probe(folder, config)
     sio = _skops_io()
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
@@ -177,16 +179,18 @@ def _load_model_folder(folder: Path) -> GenreModel:
     return ShallowModel(pipeline, config["labels"], config["window_seconds"], config["sample_rate"], meta)
 
 
-BUNDLED_KINDS = ("shallow", "cnn")
+BUNDLED_KINDS = ("musicnn", "shallow", "cnn")
+DEFAULT_BUNDLED = "musicnn"  # the most accurate under grouped CV (docs/results.md): the pretrained probe
 
 
-def bundled_model_path(kind: str = "shallow") -> Path:
-    """Folder of a model shipped inside the package: ``shallow`` (handcrafted features) or ``cnn``."""
+def bundled_model_path(kind: str = DEFAULT_BUNDLED) -> Path:
+    """Folder of a model shipped in the package: ``musicnn`` (pretrained probe), ``shallow`` (handcrafted features), ``cnn``."""
     return Path(str(resources.files("musicgenre") / "bundled" / kind))
 
 
 def resolve_model(spec: str = "bundled", revision: str | None = None, online: bool | None = None) -> GenreModel:
-    """``bundled`` (``bundled:cnn``), a local folder or a Hub id: our shallow or CNN format, or a transformers checkpoint.
+    """``bundled`` (= ``bundled:musicnn``; ``bundled:shallow``, ``bundled:cnn``), a local folder or a Hub id: our
+    probe, shallow or CNN format, or a transformers checkpoint.
 
     ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
     the local cache, so an unreachable Hub costs seconds, not a minute of retries.
@@ -194,7 +198,7 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
     from musicgenre.transformer_model import is_transformers_folder, load_transformer_model
 
     if spec == "bundled" or spec.startswith("bundled:"):
-        kind = spec.partition(":")[2] or "shallow"
+        kind = spec.partition(":")[2] or DEFAULT_BUNDLED
         if kind not in BUNDLED_KINDS:
             raise ModelError(f"no bundled model {kind!r}; choose from {', '.join('bundled:' + k for k in BUNDLED_KINDS)}")
         path = bundled_model_path(kind)

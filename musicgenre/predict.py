@@ -1,7 +1,7 @@
 """Audio in, genre probabilities out: window by window, probabilities averaged.
 
-Works for any ``GenreModel``: the bundled/shallow feature pipelines (``modelio.ShallowModel``)
-and transformers checkpoints (``transformer_model.TransformerModel``).
+Works for any ``GenreModel``: the pretrained probe (``probe.ProbeModel``), the feature pipelines
+(``modelio.ShallowModel``), the CNN and transformers checkpoints (``transformer_model.TransformerModel``).
 """
 
 from __future__ import annotations
@@ -39,22 +39,44 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
-def predict_array(model: GenreModel, y: np.ndarray, sr: float, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:
+def _classify(model: GenreModel, y: np.ndarray, tags: int, resample) -> dict:
+    """Summary of validated audio at ``model.sample_rate``, plus the pretrained tagger's top ``tags`` if asked.
+
+    A probe model on the tagger reports the tags of the very windows it classified; any other
+    model gets them from the tagger run on the audio at the tagger's rate (``resample()``).
+    """
+    parts = windows(y, model.sample_rate, model.window_seconds)
+    if tags and hasattr(model, "window_outputs"):
+        probs, tag_probs = model.window_outputs(parts)
+        return {**summarise(model.labels, probs), "tags": model.top_tags(tag_probs.mean(axis=0), tags)}
+    out = summarise(model.labels, model.predict_windows(parts))
+    if tags:
+        from musicgenre.musicnn import SAMPLE_RATE, load_backbone, top_tags
+
+        tagger = load_backbone()
+        y16 = y if model.sample_rate == SAMPLE_RATE else resample(SAMPLE_RATE)
+        tag_probs = np.concatenate([tagger.analyse(p)["tags"] for p in windows(y16, SAMPLE_RATE, model.window_seconds)])
+        out["tags"] = top_tags(tag_probs.mean(axis=0), tagger.tag_names, tags)
+    return out
+
+
+def predict_array(model: GenreModel, y: np.ndarray, sr: float, max_seconds: float = DEFAULT_MAX_SECONDS, tags: int = 0) -> dict:
     """Classify in-memory audio (any rate, mono or multichannel); only its first ``max_seconds`` are used.
 
-    Raises ``AudioError`` for anything that is not usable audio (see ``audio.prepare_audio``).
+    ``tags`` > 0 adds the pretrained tagger's top tags. Raises ``AudioError`` for anything that is
+    not usable audio (see ``audio.prepare_audio``).
     """
     audio = prepare_audio(y, sr, model.sample_rate, max_seconds=max_seconds)
-    out = summarise(model.labels, window_probabilities(model, audio.samples))
+    out = _classify(model, audio.samples, tags, lambda rate: prepare_audio(y, sr, rate, max_seconds=max_seconds).samples)
     if audio.truncated:
         out["truncated"] = True
     return out
 
 
-def predict_file(model: GenreModel, path: str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict:
-    """Classify an audio file; input longer than ``max_seconds`` is cut (``"truncated": true``)."""
+def predict_file(model: GenreModel, path: str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS, tags: int = 0) -> dict:
+    """Classify an audio file; input longer than ``max_seconds`` is cut (``"truncated": true``); ``tags`` as above."""
     audio = load_audio(path, sr=model.sample_rate, max_seconds=max_seconds)
-    out = {"file": str(path), **summarise(model.labels, window_probabilities(model, audio.samples))}
+    out = {"file": str(path), **_classify(model, audio.samples, tags, lambda rate: load_audio(path, rate, max_seconds).samples)}
     if audio.truncated:
         out["truncated"] = True
     return out

@@ -27,6 +27,8 @@ FAMILIES = {
     "knn": "k-NN",
     "lda": "LDA",
     "cnn": "CNN (Keras, log-mel)",
+    "musicnn-probe": "musicnn probe (pretrained, frozen)",
+    "musicnn-zero-shot": "musicnn tags, zero-shot",
     "distilhubert": "DistilHuBERT (fine-tuned)",
 }
 
@@ -133,6 +135,59 @@ def _cnn(rows: list[dict], source: str) -> list[Row]:
     return out
 
 
+def _probe(rows: list[dict], source: str) -> list[Row]:
+    """The pretrained-probe study (experiments/pretrained_probe.py): nested-CV rows and zero-shot rows."""
+    out = []
+    for r in rows:
+        s = r["settings"]
+        variant = f"{s['backbone']}, {'level-normalised' if s['normalise'] else 'as recorded'}"
+        if r["protocol"] == "zero-shot":
+            out.append(
+                Row(
+                    family="musicnn-zero-shot",
+                    variant=variant,
+                    input="30 s",
+                    protocol="zero-shot",
+                    data=f"{r['n']} clips of the {len(r['genres'])} genres with a tag",
+                    dataset="audio",
+                    seed=None,
+                    accuracy=r["accuracy"],
+                    macro_f1=r["macro_f1"],
+                    confusion=r["confusion_matrix"],
+                    labels=r["labels"],
+                    source=source,
+                    note="the most probable genre tag; no GTZAN label used",
+                )
+            )
+            continue
+        oof, folds = r["out_of_fold"], r["fold_accuracy"]
+        chosen = ", ".join(f"{f['layer']}/C={f['C']:g}" for f in r["folds"])
+        data = (
+            f"{s['folds']}-fold {r['protocol']} CV over {r['tracks']} tracks"
+            if r["protocol"] != "filtered"
+            else f"filtered valid list: {oof['n']} tracks"
+        )
+        out.append(
+            Row(
+                family="musicnn-probe",
+                variant=variant,
+                input="30 s",
+                protocol=r["protocol"],
+                data=data,
+                dataset="audio",
+                seed=s["seed"],
+                accuracy=oof["accuracy"],
+                macro_f1=oof["macro_f1"],
+                confusion=oof["confusion_matrix"],
+                labels=oof["labels"],
+                source=source,
+                note=f"folds {folds['mean']:.3f} ± {folds['std']:.3f}; inner CV chose {chosen}",
+                extra={"backbone": s["backbone"], "normalise": s["normalise"]},
+            )
+        )
+    return out
+
+
 def _finetune(run: dict, source: str) -> list[Row]:
     m, settings = run["metrics"], run.get("settings", {})
     return [
@@ -160,6 +215,8 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
     source = str(path)
     if isinstance(obj, list) and obj and all("inner_cv_accuracy" in r for r in obj):
         return _shallow(obj, source), []
+    if isinstance(obj, list) and obj and all(r.get("family") == "musicnn-probe" for r in obj):
+        return _probe(obj, source), []
     if isinstance(obj, list) and obj and all("out_of_fold" in r for r in obj):
         return _cnn(obj, source), []
     if isinstance(obj, dict) and {"metrics", "data", "model"} <= obj.keys():
@@ -221,7 +278,7 @@ def summary(rows: list[Row]) -> list[Row]:
 
 
 def _order(row: Row) -> tuple:
-    protocols = {"random": 0, "grouped": 1, "filtered": 2}
+    protocols = {"random": 0, "grouped": 1, "filtered": 2, "zero-shot": 3}
     family = list(FAMILIES).index(row.family) if row.family in FAMILIES else 99
     return family, INPUTS.get(row.input, 9), row.dataset, protocols.get(row.protocol, 9), row.data
 
@@ -284,7 +341,8 @@ def _slug(row: Row) -> str:
 PROTOCOLS_TEXT = (
     "Protocols: **random** (stratified folds; for 3-second rows leaky, segments of one track on both sides), "
     "**grouped** (folds by track), **filtered** (the artist-conscious fault-filtered split of Kereliuk, Sturm & "
-    "Larsen 2015: trained on its train list, scored on its validation list; its test list is held back). "
+    "Larsen 2015: trained on its train list, scored on its validation list; its test list is held back), "
+    "**zero-shot** (no GTZAN label: the pretrained tagger's most probable genre tag). "
     "Accuracy and macro-F1 are per track: 3-second models average their segment probabilities over a track."
 )
 

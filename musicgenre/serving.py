@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
+from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, windows
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.jitcache import ensure_ready
@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 # The Hugging Face audio course's DistilHuBERT fine-tuned on GTZAN (0.83 on its random split).
 DEFAULT_MODEL_ID = "sanchit-gandhi/distilhubert-finetuned-gtzan"
+BUNDLED_PROBE_NAME = "bundled (pretrained musicnn + linear probe)"
 BUNDLED_NAME = "bundled (handcrafted features)"
 BUNDLED_CNN_NAME = "bundled (CNN on mel spectrograms)"
+TOP_TAGS = 10
 MEL_SAMPLE_RATE = 22050
 
 
@@ -62,7 +64,8 @@ class ModelSet:
 
     def describe(self) -> list[dict]:
         """Name, labels, window and provenance of each model (what an API user needs to choose one)."""
-        keys = ("estimator", "feature_set", "model_type", "architecture", "runtime", "source", "trained_on", "validation")
+        keys = ("estimator", "feature_set", "model_type", "architecture", "backbone", "layer", "runtime", "source")
+        keys += ("trained_on", "validation", "cross_validation")
         return [
             {"name": n, "labels": m.labels, "window_seconds": m.window_seconds, **{k: m.meta[k] for k in keys if k in m.meta}}
             for n, m in self.models.items()
@@ -91,7 +94,8 @@ def load_models(
     for spec in specs[:1]:
         _add(models, notices, spec, online)
     if bundled:
-        _add(models, notices, "bundled", online, BUNDLED_NAME)
+        _add(models, notices, "bundled:musicnn", online, BUNDLED_PROBE_NAME)
+        _add(models, notices, "bundled:shallow", online, BUNDLED_NAME)
         _add(models, notices, "bundled:cnn", online, BUNDLED_CNN_NAME)
     for spec in specs[1:]:
         _add(models, notices, spec, online)
@@ -145,6 +149,7 @@ class Analysis:
     results: list[ModelResult]
     samples: np.ndarray = field(repr=False)
     sample_rate: int = MEL_SAMPLE_RATE
+    tags: list[dict] | None = None  # the pretrained tagger's top tags, when a probe model was run
 
     def to_dict(self) -> dict:
         out = {
@@ -152,6 +157,8 @@ class Analysis:
             "truncated": self.truncated,
             "results": [r.to_dict() for r in self.results],
         }
+        if self.tags is not None:
+            out["tags"] = self.tags
         if self.truncated:
             out["notice"] = self.truncation_notice()
         return out
@@ -165,18 +172,25 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
     """Decode ``path`` once (at most ``max_seconds``) and run every model on all of its windows.
 
     The clip is decoded at 22,050 Hz: GTZAN's rate, what the feature and CNN models and the
-    mel-spectrogram use as is; a 16 kHz transformer resamples it once more.
+    mel-spectrogram use as is; a 16 kHz transformer or the probe resamples it once more.
+    The first pretrained probe among ``models`` also reports its tagger's top tags ("what the
+    pretrained tagger hears"), from the same pass that classifies.
     """
     audio = load_audio(path, sr=MEL_SAMPLE_RATE, max_seconds=max_seconds)
-    results = []
+    results, tags = [], None
     for name, model in models.items():
         start = time.perf_counter()
         samples = prepare_audio(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, None).samples
-        probs = window_probabilities(model, samples)
+        if tags is None and hasattr(model, "window_outputs"):
+            probs, tag_probs = model.window_outputs(windows(samples, model.sample_rate, model.window_seconds))
+            tags = model.top_tags(tag_probs.mean(axis=0), TOP_TAGS)
+        else:
+            probs = window_probabilities(model, samples)
         results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
     return Analysis(
-        str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples, audio.sample_rate
-    )
+        str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples,
+        audio.sample_rate, tags,
+    )  # fmt: skip
 
 
 def ordered_scores(result: ModelResult) -> dict[str, float]:

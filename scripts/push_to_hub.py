@@ -1,4 +1,4 @@
-"""Push a checkpoint folder (transformers, the bundled scikit-learn model, the Keras CNN) to a Hub model repo.
+"""Push a checkpoint folder (transformers, a bundled model: probe, scikit-learn or Keras CNN) to a Hub model repo.
 
     python scripts/push_to_hub.py FOLDER --repo-id OWNER/NAME [--private] [--revision REV] [--dry-run]
     python scripts/push_to_hub.py . --repo-id OWNER/SPACE --space [--dry-run]     # the app, as a Space

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -100,6 +102,11 @@ def tiny_hubert(tmp_path_factory) -> Path:
 def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.ndarray:
     """The library's example clip (``(n, channels)`` with a different gain per channel if ``channels`` > 1)."""
     return example_clip(seconds, sr, seed, channels)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``musicgenre ARGS`` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "musicgenre", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 def write_audio(path: Path, seconds: float = 5.0, sr: int = SR, seed: int = 0, channels: int = 1, **kwargs) -> Path:

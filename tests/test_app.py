@@ -1,7 +1,8 @@
 """The app as its users meet it: a real server on 127.0.0.1, called through gradio_client and a real browser.
 
 The server runs offline (HF_HUB_OFFLINE=1) with its default MODEL_ID, which cannot load here, so it
-also shows the offline notice; it serves the bundled model and the tiny random HuBERT checkpoint.
+also shows the offline notice; it serves the three bundled models (the pretrained musicnn probe, the
+handcrafted-feature model, the CNN) and the tiny random HuBERT checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pytest
 from conftest import ROOT, write_audio
 
 from musicgenre.data import GENRES
-from musicgenre.serving import BUNDLED_CNN_NAME, BUNDLED_NAME, DEFAULT_MODEL_ID
+from musicgenre.musicnn import load_backbone
+from musicgenre.serving import BUNDLED_CNN_NAME, BUNDLED_NAME, BUNDLED_PROBE_NAME, DEFAULT_MODEL_ID
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -51,7 +53,9 @@ def _check(result: dict, names: list[str]) -> None:
 
 def test_models_endpoint_reports_the_offline_start(client, tiny_hubert):
     info = client.predict(api_name="/models")
-    assert [m["name"] for m in info["models"]] == [BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
+    names = [BUNDLED_PROBE_NAME, BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
+    assert [m["name"] for m in info["models"]] == names
+    assert info["models"][0]["backbone"] == "MSD_musicnn" and info["models"][0]["runtime"] == "onnxruntime"
     assert any(DEFAULT_MODEL_ID in n and "cannot be reached" in n for n in info["notices"])
 
 
@@ -63,9 +67,14 @@ def test_wav_mp3_bad_file_then_good_file_again(client, clips, tmp_path):
     wav = client.predict(handle_file(clips["wav"]), "all", api_name="/predict")
     _check(wav, names)
     assert wav["duration_seconds"] == pytest.approx(50.0)
-    assert [r["windows"] for r in wav["results"]] == [2, 17, 2]  # 30 s windows, and the CNN's 3 s ones (2 s tail padded)
+    assert [r["windows"] for r in wav["results"]] == [2, 2, 17, 2]  # 30 s windows, and the CNN's 3 s ones (2 s tail padded)
+    assert len(wav["tags"]) == 10 and all(set(t) == {"tag", "probability"} for t in wav["tags"])  # the tagger's panel
     mp3 = client.predict(handle_file(clips["mp3"]), BUNDLED_NAME, api_name="/predict")
     _check(mp3, [BUNDLED_NAME])
+    assert "tags" not in mp3  # no probe asked, no tagger run
+    probe = client.predict(handle_file(clips["mp3"]), BUNDLED_PROBE_NAME, api_name="/predict")
+    _check(probe, [BUNDLED_PROBE_NAME])
+    assert probe["tags"][0]["probability"] >= probe["tags"][-1]["probability"]
 
     bad = tmp_path / "notes.mp3"
     bad.write_text("these are my notes, not music\n" * 40)
@@ -140,12 +149,15 @@ def test_browser_upload_classify_and_bad_file(server, clips, tmp_path):
         expect(labels.first).to_be_visible(timeout=120_000)
         expect(page.locator("#summary")).to_contain_text("Analysed 50.0 s", timeout=120_000)
         shown = [labels.nth(i).inner_text() for i in range(labels.count()) if labels.nth(i).is_visible()]
-        assert len(shown) == 3  # all models, side by side
+        assert len(shown) == 4  # all models, side by side
         for text in shown:
             top = text.split("\n")[1].strip()  # the label's heading line: the predicted genre
             assert top in GENRES
         expect(page.get_by_text("genre probabilities over time").first).to_be_visible()  # 2 windows: a timeline
         expect(page.locator("#mel img")).to_be_visible()  # the mel-spectrogram
+        tags = page.locator("#tags")
+        expect(tags).to_contain_text("What the pretrained tagger hears")  # the tagger's panel, with its top tag
+        assert tags.inner_text().split("\n")[1].strip() in load_backbone().tag_names
         page.screenshot(path=str(ARTIFACTS / "app-classified.png"), full_page=True)
 
         page.locator("#audio button[aria-label='Clear']").first.click()

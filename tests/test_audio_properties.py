@@ -74,7 +74,7 @@ ANY_ARRAYS = hnp.arrays(
 
 @pytest.fixture(scope="module")
 def models():
-    return [resolve_model("bundled"), resolve_model("bundled:cnn")]
+    return [resolve_model("bundled"), resolve_model("bundled:shallow"), resolve_model("bundled:cnn")]
 
 
 MAX_SECONDS = st.sampled_from([600.0, 5.0, 1.0, 0.6, 0.1])

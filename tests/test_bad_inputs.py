@@ -38,7 +38,7 @@ def _valid(scores: dict[str, float], genre: str) -> None:
 
 @pytest.fixture(scope="module")
 def models():
-    return {"bundled": resolve_model("bundled"), "bundled:cnn": resolve_model("bundled:cnn")}
+    return {spec: resolve_model(spec) for spec in ("bundled", "bundled:shallow", "bundled:cnn")}
 
 
 def test_library(corpus, models):
@@ -91,7 +91,7 @@ def test_app(corpus, app):
             assert path.name in str(info.value), case.name
             continue
         out = client.predict(handle_file(str(path)), "all", api_name="/predict")
-        assert len(out["results"]) == 3, case.name
+        assert len(out["results"]) == 4, case.name  # the three bundled models and the tiny HuBERT
         for r in out["results"]:
             _valid(r["scores"], r["genre"])
         if case.seconds:

@@ -118,7 +118,7 @@ def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
 
 
 def test_tensorflow_backend(tmp_path):
-    pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install tensorflow-cpu)")
+    pytest.importorskip("tensorflow", reason="tensorflow is not installed (install the dev extra)")
     code = (
         "import numpy as np, sys; sys.path.insert(0, 'tests'); from test_cnn import train_tiny; "
         "from musicgenre.cnn import save_cnn; from musicgenre.modelio import resolve_model; from conftest import synth; "

@@ -143,10 +143,15 @@ def test_push_dry_run_of_the_checkpoint_and_the_bundled_model(checkpoint):
     assert not any(name.endswith(".bin") or name.startswith("checkpoint-") for name in uploads)
     assert "skip   training_args.bin (pickle-based" in result.stdout and "checkpoint-3/ (training leftover" in result.stdout
     bundled = subprocess.run(
-        [sys.executable, "scripts/push_to_hub.py", str(bundled_model_path()), "--repo-id", "me/bundled", "--dry-run"],
+        [sys.executable, "scripts/push_to_hub.py", str(bundled_model_path("shallow")), "--repo-id", "me/bundled", "--dry-run"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
     assert bundled.returncode == 0 and "upload pipeline.skops" in bundled.stdout and "upload musicgenre.json" in bundled.stdout
+    probe = subprocess.run(
+        [sys.executable, "scripts/push_to_hub.py", str(bundled_model_path("musicnn")), "--repo-id", "me/probe", "--dry-run"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert probe.returncode == 0 and "upload head.safetensors" in probe.stdout and "probe checkpoint" in probe.stdout
 
 
 def test_arguments_from_yaml_and_flags_over_the_course_recipe(tmp_path):

@@ -32,8 +32,10 @@ def test_plans_of_each_checkpoint_kind(tiny_hubert, tmp_path):
     assert hubert.kind == "transformers" and hubert.files == ["config.json", "model.safetensors", "preprocessor_config.json"]
     assert hubert.card is not None and "library_name: transformers" in hubert.card  # no README.md: one is generated
     assert hubert.url == "https://huggingface.co/me/tiny/tree/v1" and "private model" in hubert.describe()
-    bundled = plan_upload(bundled_model_path(), "me/bundled")
+    bundled = plan_upload(bundled_model_path("shallow"), "me/bundled")
     assert bundled.kind == "shallow" and bundled.card is None and "pipeline.skops" in bundled.files
+    probe = plan_upload(bundled_model_path(), "me/probe")  # the default bundled model: the musicnn probe
+    assert probe.kind == "probe" and sorted(probe.files) == ["README.md", "head.safetensors", "musicgenre.json"]
     keras = tmp_path / "cnn"
     keras.mkdir()
     (keras / "model.keras").write_bytes(b"zip")
@@ -96,6 +98,7 @@ def test_space_plan_is_the_app_and_the_package():
     assert plan.repo_type == "space" and plan.url == "https://huggingface.co/spaces/me/musicgenre-space"
     assert {"app.py", "requirements.txt", "packages.txt", "README.md", "musicgenre/serving.py"} <= set(plan.files)
     assert "musicgenre/bundled/shallow/pipeline.skops" in plan.files
+    assert {"musicgenre/pretrained/MSD_musicnn/model.onnx", "musicgenre/bundled/musicnn/head.safetensors"} <= set(plan.files)
     assert not any(f.startswith(("tests/", "experiments/", "results/")) or f.endswith(".pyc") for f in plan.files)
 
 
@@ -109,7 +112,7 @@ def test_download_uses_and_reports_a_cached_copy(tmp_path):
     result = script("download_model.py", "me/bundled", HF_HUB_CACHE=str(cache))
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
-    assert line == {"repo_id": "me/bundled", "revision": None, "path": str(snapshot), "source": "cache", "kind": "shallow"}
+    assert line == {"repo_id": "me/bundled", "revision": None, "path": str(snapshot), "source": "cache", "kind": "probe"}
     assert "using the cached copy" in result.stderr
     missing = script("download_model.py", "me/not-cached", HF_HUB_CACHE=str(cache))
     assert missing.returncode == 1 and "not in the local cache" in missing.stderr

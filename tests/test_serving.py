@@ -12,6 +12,7 @@ from musicgenre.errors import AudioError, ModelError
 from musicgenre.serving import (
     BUNDLED_CNN_NAME,
     BUNDLED_NAME,
+    BUNDLED_PROBE_NAME,
     DEFAULT_MODEL_ID,
     analyse,
     load_models,
@@ -29,18 +30,19 @@ def models(tiny_hubert):
 
 def test_offline_start_serves_what_it_has_and_says_why(models, tiny_hubert):
     names = list(models.models)
-    assert names == [BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
+    assert names == [BUNDLED_PROBE_NAME, BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
     assert any("cannot be reached" in n for n in models.notices)
     assert any(DEFAULT_MODEL_ID in n for n in models.notices)
     described = models.describe()
-    assert [d["name"] for d in described] == names and described[0]["estimator"]
+    assert [d["name"] for d in described] == names and described[0]["backbone"] == "MSD_musicnn"
+    assert described[1]["estimator"]
 
 
 def test_nothing_loadable_is_an_error_and_bad_folders_are_notices(tmp_path):
     with pytest.raises(ModelError, match="no model could be loaded"):
         load_models("someone/missing", bundled=False)
     served = load_models(None, [str(tmp_path)])  # an empty folder is no model
-    assert list(served.models) == [BUNDLED_NAME, BUNDLED_CNN_NAME] and "Not loaded" in served.notices[0]
+    assert list(served.models) == [BUNDLED_PROBE_NAME, BUNDLED_NAME, BUNDLED_CNN_NAME] and "Not loaded" in served.notices[0]
 
 
 def test_analyse_all_models_window_by_window(models, tmp_path):
@@ -49,7 +51,7 @@ def test_analyse_all_models_window_by_window(models, tmp_path):
     assert analysis.duration == pytest.approx(65.0) and not analysis.truncated
     assert [r.name for r in analysis.results] == list(models.models)
     # Windows of each model's length; a tail of at least half a window is padded, a shorter one dropped.
-    expected = {BUNDLED_NAME: 2, BUNDLED_CNN_NAME: 22}  # 30 + 30 (+5 dropped); 21 x 3 (+2 padded)
+    expected = {BUNDLED_PROBE_NAME: 2, BUNDLED_NAME: 2, BUNDLED_CNN_NAME: 22}  # 30 + 30 (+5 dropped); 21 x 3 (+2 padded)
     for result in analysis.results:
         n = expected.get(result.name, 2)
         step = models.models[result.name].window_seconds
@@ -61,12 +63,15 @@ def test_analyse_all_models_window_by_window(models, tmp_path):
         assert d["genre"] == max(scores, key=scores.get) and d["windows"] == n and d["seconds"] >= 0
     out = analysis.to_dict()
     assert out["duration_seconds"] == 65.0 and out["truncated"] is False and "notice" not in out
+    # The probe's tagger: its ten most probable of the 50 tags, most probable first.
+    probabilities = [t["probability"] for t in out["tags"]]
+    assert len(out["tags"]) == 10 and probabilities == sorted(probabilities, reverse=True) and 0 <= min(probabilities)
 
 
 def test_one_model_and_unknown_names(models, tmp_path):
     path = write_audio(tmp_path / "song.ogg", seconds=8.0)
     analysis = analyse(path, models.select(BUNDLED_NAME))
-    assert [r.name for r in analysis.results] == [BUNDLED_NAME]
+    assert [r.name for r in analysis.results] == [BUNDLED_NAME] and "tags" not in analysis.to_dict()  # no probe, no tagger
     with pytest.raises(ModelError, match="choose one of"):
         models.select("nope")
 

@@ -28,13 +28,21 @@ def _predicting(spec: str, clip) -> str:
 
 
 def test_the_bundled_feature_model_loads_and_predicts_without_deep_learning_frameworks(tmp_path):
-    assert _imported_after(_predicting("bundled", write_audio(tmp_path / "clip.wav", seconds=6.0))) == []
+    assert _imported_after(_predicting("bundled:shallow", write_audio(tmp_path / "clip.wav", seconds=6.0))) == []
+
+
+def test_the_default_model_needs_only_onnxruntime_and_no_librosa_sklearn_or_torch(tmp_path):
+    """The pretrained probe: NumPy mel, ONNX backbone, NumPy head (no librosa code or numba, scikit-learn, scipy.signal)."""
+    clip = write_audio(tmp_path / "clip.wav", seconds=6.0)
+    banned = "{'numba', 'librosa.core', 'sklearn', 'scipy.signal'}"  # librosa's lazy top level is free
+    code = _predicting("bundled", clip) + f"\nimport sys\nassert not {banned} & set(sys.modules), {banned} & set(sys.modules)"
+    assert _imported_after(code) == ["onnxruntime"]
 
 
 def test_skops_loads_without_discovering_every_estimator():
     """The trust list is ours alone: skops' scikit-learn-wide default list (and its imports) never forms."""
     code = (
-        "from musicgenre.modelio import resolve_model; resolve_model('bundled')\n"
+        "from musicgenre.modelio import resolve_model; resolve_model('bundled:shallow')\n"
         "from skops.io import _trusted_types as t\n"
         "assert t.SKLEARN_ESTIMATOR_TYPE_NAMES == [], t.SKLEARN_ESTIMATOR_TYPE_NAMES[:3]"
     )

@@ -1,0 +1,78 @@
+"""The pretrained-probe family: musicnn clip embeddings into a tuned logistic regression, by nested CV.
+
+    python experiments/pretrained_probe.py --data_dir ../shared/data/gtzan_mini --out_dir results/probe \
+        [--protocols grouped random] [--variants MSD_musicnn:norm MSD_musicnn:raw MTT_musicnn:norm] [--model_dir DIR]
+
+Each variant is a backbone and whether clips are level-normalised (norm) or left as recorded (raw).
+Per protocol (random, grouped: the CNN's folds by track; filtered: train list -> valid list, for a
+full GTZAN), an inner CV inside every training fold picks the layer and C; the held-out fold only
+scores. Zero-shot genre from the backbone's tags (no GTZAN label) is scored too. Embeddings are
+cached per clip content under --cache_dir, so reruns are quick; finished results in results.json
+are kept. With --model_dir, the first variant is refitted on every clip and saved there
+(`musicgenre predict --model DIR`); `--model_dir musicgenre/bundled/musicnn` rebuilds the bundled one.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from musicgenre.args import parse_dataclasses
+from musicgenre.data import default_shared_data
+from musicgenre.errors import MusicGenreError
+from musicgenre.evaluation import write_json_atomic
+from musicgenre.probe_training import ProbeSettings, cross_validate, embed_folder, save_final, zero_shot
+
+
+@dataclass
+class Arguments:
+    data_dir: str = field(default=str(default_shared_data() / "gtzan_mini"), metadata={"help": "a GTZAN folder (any layout)"})
+    out_dir: str = field(default="results/probe", metadata={"help": "where results.json goes"})
+    cache_dir: str = field(default=".cache/embeddings", metadata={"help": "per-clip embedding cache"})
+    protocols: list[str] = field(default_factory=lambda: ["grouped", "random"], metadata={"help": "random, grouped, filtered"})
+    variants: list[str] = field(
+        default_factory=lambda: ["MSD_musicnn:norm", "MSD_musicnn:raw", "MTT_musicnn:norm"],
+        metadata={"help": "BACKBONE:norm or BACKBONE:raw (level-normalised or as recorded)"},
+    )
+    model_dir: str | None = field(default=None, metadata={"help": "save the first variant, fitted on every clip, here"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    import json
+
+    argv = sys.argv[1:] if argv is None else argv
+    args, base = parse_dataclasses(Arguments, ProbeSettings, argv=argv, description=__doc__)
+    path = Path(args.out_dir) / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else []
+    data_name = Path(args.data_dir).name
+    first = None
+    for variant in args.variants:
+        backbone, _, level = variant.partition(":")
+        settings = replace(base, backbone=backbone, normalise=level != "raw")
+        data = embed_folder(args.data_dir, settings, args.cache_dir)
+        first = first or (settings, data)
+        for file, error in data.failed.items():
+            print(f"unreadable, left out: {file}: {error}", flush=True)
+        for protocol in [*args.protocols, "zero-shot"]:
+            key = {"settings": asdict(settings), "protocol": protocol, "data_dir": data_name, "tracks": len(data.labels)}
+            done = next((r for r in results if {k: r.get(k) for k in key} == key), None)
+            if done is None:
+                scored = zero_shot(data, backbone) if protocol == "zero-shot" else cross_validate(data, protocol, settings)
+                done = {**key, "family": "musicnn-probe", **scored}
+                results = [r for r in results if {k: r.get(k) for k in key} != key] + [done]
+                write_json_atomic(path, results)
+            acc = done["out_of_fold"]["accuracy"] if "out_of_fold" in done else done["accuracy"]
+            n = done["out_of_fold"]["n"] if "out_of_fold" in done else done["n"]
+            print(f"{variant} {protocol}: accuracy {acc:.3f} over {n} clips", flush=True)
+    if args.model_dir and first:
+        command = "python experiments/pretrained_probe.py " + shlex.join(argv)
+        print(save_final(*first, args.model_dir, results, data_name, command), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MusicGenreError as exc:  # e.g. too few clips per genre for the folds asked: say so, keep finished results
+        sys.exit(f"error: {exc}")

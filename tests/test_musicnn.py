@@ -1,0 +1,241 @@
+"""The pretrained musicnn backbone: parity with the original TF graph, preprocessing, the probe and its study.
+
+The parity test builds the original TensorFlow-1 graph from the ``musicnn`` wheel's own models.py
+(tests/musicnn/tf_reference.py, in a subprocess: graph mode is global) and compares it with the
+PyTorch port and the shipped ONNX file on real GTZAN clips. It fetches the wheel with
+``pip download`` into .cache/musicnn when missing, and skips with the reason when it cannot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ROOT, run_cli, write_audio
+
+from musicgenre.audio import load_audio
+from musicgenre.data import GENRES
+from musicgenre.errors import ModelError
+from musicgenre.musicnn import (
+    OUTPUTS,
+    PATCH_FRAMES,
+    SAMPLE_RATE,
+    backbone_path,
+    load_backbone,
+    log_mel,
+    normalise_level,
+    patches,
+)
+from musicgenre.musicnn_convert import fetch_wheel, largest_relative_difference
+from musicgenre.probe import load_probe, save_probe
+
+PARITY = 1e-4  # the issue's bound: relative to the largest value of each output
+WHEEL_DIR = ROOT / ".cache" / "musicnn"
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("TensorFlow and tf-keras (the dev extra) are needed to build the original musicnn graph")
+    try:
+        return fetch_wheel(WHEEL_DIR)
+    except ModelError as exc:
+        pytest.skip(f"the musicnn wheel is not here and could not be downloaded: {exc}")
+
+
+@pytest.fixture(scope="module")
+def real_patches(mini_clips) -> np.ndarray:
+    """Patches of three real clips of different genres (30 patches), through the port's preprocessing."""
+    backbone = load_backbone()
+    chosen = [next(c for c in mini_clips if c.name.startswith(g)) for g in ("blues", "classical", "metal")]
+    return np.concatenate([patches(log_mel(load_audio(c, sr=SAMPLE_RATE).samples, backbone.mel_basis)) for c in chosen])
+
+
+@pytest.mark.slow
+def test_port_and_onnx_match_the_original_tensorflow_graph(wheel, real_patches, tmp_path):
+    np.savez(tmp_path / "in.npz", patches=real_patches)
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests/musicnn/tf_reference.py"), str(wheel), "MSD_musicnn", str(tmp_path / "in.npz"),
+         str(tmp_path / "out.npz")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / "out.npz") as z:
+        reference = [z[k] for k in OUTPUTS]
+    for runtime in ("onnxruntime", "torch"):
+        got = load_backbone(runtime=runtime).run_patches(real_patches)
+        for name, ref, out in zip(OUTPUTS, reference, got, strict=True):
+            assert out.shape == ref.shape, (runtime, name)
+            assert largest_relative_difference([ref], [out]) < PARITY, (runtime, name)
+    assert np.argsort(-reference[0].mean(axis=0))[0] != np.argsort(-reference[0][20:].mean(axis=0))[0]  # clips differ
+
+
+@pytest.mark.slow
+def test_conversion_reproduces_the_shipped_weights(wheel, tmp_path):
+    from safetensors.numpy import load_file
+
+    from musicgenre.musicnn_convert import convert
+
+    folder = convert(wheel, "MSD_musicnn", tmp_path)
+    fresh, shipped = load_file(folder / "model.safetensors"), load_file(backbone_path() / "model.safetensors")
+    assert fresh.keys() == shipped.keys()
+    assert all(np.array_equal(fresh[k], shipped[k]) for k in fresh)
+    config = json.loads((folder / "config.json").read_text())
+    # The checkpoint's 792,079 values less batch norm's 4,920 running statistics, which are not parameters.
+    assert config["parameters"] == 792_079 - 4_920 and len(config["tags"]) == 50 and "female vocalists" in config["tags"]
+    card = (folder / "README.md").read_text()
+    assert "Universitat Pompeu Fabra" in card and "arXiv:1909.06654" in card and "Million Song Dataset" in card
+
+
+def test_preprocessing_matches_librosa():
+    import librosa
+
+    y = np.random.default_rng(0).normal(scale=0.1, size=SAMPLE_RATE * 7).astype(np.float32)
+    backbone = load_backbone()
+    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=512, n_mels=96)
+    assert np.allclose(backbone.mel_basis, basis, rtol=0, atol=1e-7)
+    mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=512, hop_length=256, n_mels=96).T
+    expected = np.log10(10000 * mel + 1)
+    got = log_mel(y, backbone.mel_basis)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
+    assert np.all(np.isfinite(log_mel(y * 1000, backbone.mel_basis)))  # the original's float16 overflowed to NaN here
+
+
+def test_patches_cover_the_clip_and_pad_short_audio():
+    spec = np.arange(1876 * 96, dtype=np.float32).reshape(1876, 96)  # 30 s at 16 kHz
+    p = patches(spec)
+    assert p.shape == (10, PATCH_FRAMES, 96) and np.array_equal(p[1], spec[PATCH_FRAMES : 2 * PATCH_FRAMES])
+    short = patches(spec[:50])  # 0.8 s: repeated to one patch, as musicnn's training padded short clips
+    assert short.shape == (1, PATCH_FRAMES, 96) and np.array_equal(short[0, 50:100], spec[:50])
+
+
+def test_each_patch_gets_its_own_embedding_and_level_does_not_matter(mini_clips):
+    """The original extractor returned the first patch's penultimate layer for every patch; -30 dB lost the genre."""
+    backbone = load_backbone()
+    y = load_audio(mini_clips[0], sr=SAMPLE_RATE).samples
+    out = backbone.analyse(y)
+    assert {k: v.shape for k, v in out.items()} == {
+        "tags": (10, 50), "penultimate": (10, 200), "mean_pool": (10, 753), "max_pool": (10, 753),
+    }  # fmt: skip
+    assert not np.allclose(out["penultimate"][0], out["penultimate"][1])
+    quiet = backbone.analyse(y * 10 ** (-30 / 20))
+    assert np.allclose(quiet["mean_pool"], out["mean_pool"], rtol=1e-3, atol=1e-4)
+    as_recorded = backbone.analyse(y * 10 ** (-30 / 20), normalise=False)
+    assert not np.allclose(as_recorded["mean_pool"], out["mean_pool"], rtol=1e-2, atol=1e-2)
+    assert float(np.sqrt(np.mean(normalise_level(y) ** 2))) == pytest.approx(0.1, rel=1e-4)
+
+
+def test_the_probe_head_is_the_fitted_scikit_learn_pipeline(tmp_path):
+    from musicgenre.probe import ProbeModel, head_from_pipeline
+    from musicgenre.probe_training import make_head
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 753)).astype(np.float32), np.arange(60) % 10  # noqa: N806
+    pipeline = make_head(0.1, 0).fit(X, y)
+    model = ProbeModel(load_backbone(), "mean_pool", head_from_pipeline(pipeline))
+    assert np.abs(model.probabilities(X) - pipeline.predict_proba(X)).max() < 1e-5
+    folder = save_probe(model, tmp_path / "probe")
+    config = json.loads((folder / "musicgenre.json").read_text())
+    loaded = load_probe(folder, config)
+    assert np.array_equal(loaded.probabilities(X), model.probabilities(X)) and loaded.layer == "mean_pool"
+    with pytest.raises(ModelError, match="another version"):
+        load_probe(folder, {**config, "backbone_onnx_sha256": "0" * 64})
+
+
+def test_a_tampered_backbone_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    import musicgenre.musicnn as musicnn
+
+    copy = tmp_path / "pretrained" / "MSD_musicnn"
+    shutil.copytree(backbone_path(), copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-100] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    monkeypatch.setattr(musicnn, "backbone_path", lambda name="MSD_musicnn": copy)
+    musicnn.load_backbone.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="not the file exported"):
+            musicnn.load_backbone()
+    finally:
+        musicnn.load_backbone.cache_clear()
+
+
+def test_predict_tags_and_evaluate_on_audio(tmp_path, mini_clips):
+    clip = mini_clips[0]
+    done = run_cli("predict", "--tags", str(clip))
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert len(line["tags"]) == 5 and line["tags"][0]["probability"] >= line["tags"][-1]["probability"]
+    other = json.loads(run_cli("predict", "--model", "bundled:shallow", "--tags", "--num-tags", "3", str(clip)).stdout)
+    assert [t["tag"] for t in other["tags"]] == [t["tag"] for t in line["tags"][:3]]  # the same tagger, whatever the model
+    folder = tmp_path / "few"
+    for c in mini_clips[::10]:
+        (folder / c.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / c.parent.name / c.name).symlink_to(c)
+    (folder / "rock" / "rock.00099.wav").write_bytes(b"not audio")  # listed, not fatal
+    scored = run_cli("evaluate", "--audio", str(folder))
+    assert scored.returncode == 0, scored.stderr
+    out = json.loads(scored.stdout)
+    assert out["n"] == len(mini_clips[::10]) and list(out["failed"]) == [str(folder / "rock" / "rock.00099.wav")]
+    assert np.trace(np.array(out["confusion_matrix"])) == round(out["accuracy"] * out["n"])
+    both = run_cli("evaluate", "--audio", str(folder), "--features", "x.csv")
+    assert both.returncode == 2 and "exactly one" in both.stderr
+
+
+def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
+    """The experiment on 40 clips (4 per genre), a small grid: results, zero-shot, a saved probe, cached embeddings."""
+    data = tmp_path / "data"
+    for genre in GENRES:
+        for c in [c for c in mini_clips if c.parent.name == genre][:4]:
+            (data / genre).mkdir(parents=True, exist_ok=True)
+            (data / genre / c.name).symlink_to(c)
+    args = [
+        sys.executable, "experiments/pretrained_probe.py", "--data_dir", str(data), "--out_dir", str(tmp_path / "out"),
+        "--cache_dir", str(tmp_path / "cache"), "--variants", "MSD_musicnn:norm", "--protocols", "random",
+        "--folds", "2", "--inner_folds", "2", "--layers", "penultimate", "mean_pool", "--c_grid", "0.1", "1",
+        "--model_dir", str(tmp_path / "model"),
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["protocol"] for r in results] == ["random", "zero-shot"]
+    cv = results[0]
+    assert cv["out_of_fold"]["n"] == 40 and {f["layer"] for f in cv["folds"]} <= {"penultimate", "mean_pool"}
+    assert results[1]["n"] == 28  # the 7 genres with a tag, 4 clips each
+    cached = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(cached) == 40
+    model = json.loads(run_cli("predict", "--model", str(tmp_path / "model"), str(mini_clips[0])).stdout)
+    assert model["genre"] in GENRES
+    stamp = [p.stat().st_mtime_ns for p in cached]
+    (tmp_path / "out" / "results.json").unlink()
+    again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert again.returncode == 0 and json.loads((tmp_path / "out" / "results.json").read_text()) == results
+    assert [p.stat().st_mtime_ns for p in cached] == stamp  # the embeddings came from the cache
+
+    from musicgenre.report import read
+
+    rows, _ = read(tmp_path / "out" / "results.json")
+    assert {r.family for r in rows} == {"musicnn-probe", "musicnn-zero-shot"}
+
+
+def test_short_and_multichannel_audio_through_the_default_model(tmp_path):
+    from musicgenre.modelio import resolve_model
+    from musicgenre.predict import predict_array, predict_file
+
+    model = resolve_model("bundled")
+    assert model.backbone.name == "MSD_musicnn" and model.meta["runtime"] == "onnxruntime"
+    short = predict_file(model, write_audio(tmp_path / "short.wav", seconds=0.5))
+    assert short["windows"] == 1 and sum(short["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    y, sr = sf.read(write_audio(tmp_path / "st.wav", seconds=4.0, channels=2))
+    out = predict_array(model, y, sr, tags=3)
+    assert len(out["tags"]) == 3 and out["genre"] in GENRES
