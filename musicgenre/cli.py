@@ -53,7 +53,7 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
     for path in files:
         try:
             pred.append(predict_file(model, path)["genre"])
-        except MusicGenreError as exc:
+        except Exception as exc:  # listed like an unreadable file; the rest are still scored
             failed[str(path)] = describe_failure(exc)
             continue
         truth.append(label_from_path(path))
@@ -109,6 +109,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from musicgenre import __version__
 
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the pretrained tagger's top tags and their probabilities, e.g. 'female vocalists', '80s', 'dance'",
     )
-    p.add_argument("--num-tags", type=int, default=5, metavar="N", help="how many tags --tags adds (default 5)")
+    p.add_argument("--num-tags", type=_positive_int, default=5, metavar="N", help="how many tags --tags adds (default 5)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"

@@ -38,6 +38,9 @@ from musicgenre.musicnn import (
 
 WHEEL = "musicnn==0.1.0"
 WHEEL_FILE = "musicnn-0.1.0-py3-none-any.whl"
+WHEEL_SHA256 = (
+    "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"  # the file PyPI serves; anything else is refused
+)
 ONNX_TOLERANCE = 1e-5  # largest difference of any output, relative to its largest value, on a probe batch
 # Tag lists as in the wheel's configuration.py (checked against it at conversion).
 DATASETS = {
@@ -59,6 +62,8 @@ def fetch_wheel(folder: str | Path) -> Path:
         )
         if done.returncode != 0 or not path.is_file():
             raise ModelError(f"could not download {WHEEL}: {done.stderr.strip()[-300:]}")
+    if sha256(path) != WHEEL_SHA256:
+        raise ModelError(f"{path}: not the {WHEEL} wheel PyPI publishes (SHA-256 differs); delete it to download again")
     return path
 
 

@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
 
 log = logging.getLogger(__name__)
 TOLERANCE = 1e-3  # the largest change of a probability we accept from a faster runtime
@@ -120,6 +119,8 @@ def onnx_session(model):
     except Exception as exc:  # an architecture the exporter cannot handle: torch still can
         log.warning("ONNX export failed, running with torch: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
+    from scipy.special import softmax  # here, not at import: the musicnn backbone's sessions need no scipy
+
     change = float(np.abs(softmax(got, axis=-1) - softmax(expected, axis=-1)).max())
     if change > TOLERANCE:
         log.warning("ONNX Runtime changes probabilities by %.1e (> %.0e): running with torch", change, TOLERANCE)

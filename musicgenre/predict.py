@@ -55,8 +55,8 @@ def _classify(model: GenreModel, y: np.ndarray, tags: int, resample) -> dict:
 
         tagger = load_backbone()
         y16 = y if model.sample_rate == SAMPLE_RATE else resample(SAMPLE_RATE)
-        tag_probs = np.concatenate([tagger.analyse(p)["tags"] for p in windows(y16, SAMPLE_RATE, model.window_seconds)])
-        out["tags"] = top_tags(tag_probs.mean(axis=0), tagger.tag_names, tags)
+        per_window = [tagger.analyse(p)["tags"].mean(axis=0) for p in windows(y16, SAMPLE_RATE, model.window_seconds)]
+        out["tags"] = top_tags(np.mean(per_window, axis=0), tagger.tag_names, tags)  # as the probe: windows averaged
     return out
 
 

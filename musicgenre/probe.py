@@ -19,7 +19,7 @@ import numpy as np
 from musicgenre.atomic import atomic_folder
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.musicnn import SAMPLE_RATE, Backbone, clip_embedding, load_backbone, top_tags
+from musicgenre.musicnn import LAYERS, SAMPLE_RATE, Backbone, clip_embedding, load_backbone, top_tags
 
 FORMAT = "musicgenre-probe"
 HEAD_FILE = "head.safetensors"
@@ -116,8 +116,15 @@ def load_probe(folder: str | os.PathLike, config: dict) -> ProbeModel:
     if set(head) != set(HEAD_KEYS):
         raise ModelError(f"{folder}: {HEAD_FILE} does not hold a probe head ({sorted(head)})")
     labels = list(config["labels"])
-    if head["coef"].shape[0] != len(labels) or head["coef"].shape[1] != head["mean"].shape[0]:
-        raise ModelError(f"{folder}: the head's shapes do not match its labels")
+    if config.get("layer") not in LAYERS:
+        raise ModelError(f"{folder}: unknown embedding layer {config.get('layer')!r}; expected one of {', '.join(LAYERS)}")
+    width = sum(backbone.config["embeddings"][name] for name in LAYERS[config["layer"]])
+    shapes = {k: v.shape for k, v in head.items()}
+    expected = {"mean": (width,), "scale": (width,), "coef": (len(labels), width), "intercept": (len(labels),)}
+    if shapes != expected:
+        raise ModelError(
+            f"{folder}: the head's shapes {shapes} do not fit {len(labels)} labels on the {width}-wide {config['layer']}"
+        )
     meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
     meta["runtime"] = backbone.runtime
     return ProbeModel(

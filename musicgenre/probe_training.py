@@ -18,7 +18,16 @@ import numpy as np
 
 from musicgenre.data import GENRES, find_audio_files, label_from_path, track_id
 from musicgenre.errors import AudioError, DataError, describe_failure
-from musicgenre.musicnn import DEFAULT_BACKBONE, GENRE_TAGS, LAYERS, OUTPUTS, SAMPLE_RATE, clip_embedding, load_backbone
+from musicgenre.musicnn import (
+    DEFAULT_BACKBONE,
+    GENRE_TAGS,
+    LAYERS,
+    OUTPUTS,
+    SAMPLE_RATE,
+    TARGET_RMS,
+    clip_embedding,
+    load_backbone,
+)
 from musicgenre.splits import artist_proxy_groups, filtered_part, kfold, max_folds
 
 
@@ -47,9 +56,15 @@ class Embedded:
         return np.stack([clip_embedding(self.outputs[i], layer) for i in idx])
 
 
+# Bump when the audio -> patches preprocessing changes (level, mel, patching): old cache entries are then ignored.
+PREPROCESS_VERSION = 1
+
+
 def _cache_file(cache_dir: Path, path: Path, backbone, normalise: bool) -> Path:
+    """Keyed by the file's content, the backbone's weights and runtime, the preprocessing and the level setting."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    tag = f"{backbone.name}-{backbone.config['onnx_sha256'][:12]}-{'norm' if normalise else 'raw'}"
+    level = f"rms{TARGET_RMS:g}" if normalise else "raw"
+    tag = f"{backbone.name}-{backbone.config['onnx_sha256'][:12]}-{backbone.runtime}-p{PREPROCESS_VERSION}-{level}"
     return cache_dir / tag / f"{digest}.npz"
 
 
@@ -89,6 +104,14 @@ def embed_folder(data_dir: str | os.PathLike, settings: ProbeSettings, cache_dir
         labels.append(GENRES.index(label_from_path(path)))
         tracks.append(track_id(path.name))
     return Embedded(outputs, np.array(labels), np.array(tracks), failed)
+
+
+def result_identity(settings: ProbeSettings) -> dict:
+    """What besides the settings decides a result: the backbone's exact weights and the preprocessing."""
+    return {
+        "backbone_onnx_sha256": load_backbone(settings.backbone).config["onnx_sha256"],
+        "preprocess_version": PREPROCESS_VERSION,
+    }
 
 
 def make_head(c: float, seed: int):
@@ -175,7 +198,16 @@ def fit_final(data: Embedded, settings: ProbeSettings):
     return head, chosen
 
 
-def model_card(model, chosen: dict, cv: list[dict], data_name: str, n_clips: int, command: str) -> str:
+def describe_clips(data: Embedded) -> str:
+    """How many clips per genre, and which track numbers: what a reader needs to judge artist overlap."""
+    counts = np.bincount(data.labels, minlength=len(GENRES))
+    numbers = sorted(int(t.rsplit(".", 1)[1]) for t in data.tracks if "." in t and t.rsplit(".", 1)[1].isdigit())
+    span = f", numbers {numbers[0]:05d}-{numbers[-1]:05d}" if numbers else ""
+    return f"{counts.min()}-{counts.max()} clips per genre{span}"
+
+
+def model_card(model, chosen: dict, cv: list[dict], data: Embedded, data_name: str, settings: ProbeSettings, command: str) -> str:
+    n_clips = len(data.labels)
     rows = "\n".join(
         f"| {r['protocol']} | {r['out_of_fold']['accuracy']:.3f} | {r['out_of_fold']['macro_f1']:.3f} | "
         f"{r['fold_accuracy']['mean']:.3f} ± {r['fold_accuracy']['std']:.3f} |"
@@ -197,17 +229,19 @@ patches' `{chosen["layer"]}` embedding is standardised and classified by a logis
 (C = {chosen["C"]:g}). Runs through ONNX Runtime and NumPy; no scikit-learn or torch at prediction.
 
 ## Data
-The head was trained on {n_clips} clips of GTZAN (Tzanetakis & Cook 2002), `{data_name}`: 6-8 clips per
-genre, numbers 00000-00008, which often share an artist. Layer and C were chosen by 5-fold
-cross-validation over those clips (inner CV accuracy {chosen["inner_cv_accuracy"]:.3f}).
+The head was trained on {n_clips} clips of GTZAN (Tzanetakis & Cook 2002), `{data_name}`: {describe_clips(data)};
+neighbouring numbers often share an artist. Layer and C were chosen by {settings.inner_folds}-fold
+cross-validation over those clips, by track (inner CV accuracy {chosen["inner_cv_accuracy"]:.3f}).
 
 **Pretraining overlap:** some GTZAN songs are commercial recordings that may also be in the Million
 Song Dataset on which the backbone was trained (with Last.fm tags, not GTZAN labels), so the
 backbone may have heard some of these clips before.
 
-## Validation (nested CV over the same {n_clips} clips, seed {cv[0]["settings"]["seed"] if cv else 0})
-Layer and C chosen inside each training fold; out-of-fold scores. Folds are by track: clips of one
-artist can sit on both sides, so expect lower accuracy on unseen artists and on music unlike GTZAN.
+## Validation (nested CV over the same {n_clips} clips, seed {settings.seed})
+{settings.folds} outer folds, layer and C chosen inside each training fold by {settings.inner_folds}-fold CV;
+out-of-fold scores. With one row per clip, "grouped" (by track) and "random" differ only in how the
+folds are drawn; neither keeps an artist's clips together, so expect lower accuracy on unseen artists
+and on music unlike GTZAN.
 
 | protocol | accuracy | macro-F1 | per-fold accuracy |
 |---|---|---|---|
@@ -239,9 +273,10 @@ def save_final(
     )
     from dataclasses import asdict
 
-    cv = [r for r in results if r.get("settings") == asdict(settings) and "out_of_fold" in r and r["data_dir"] == data_name]
+    key = {"settings": asdict(settings), "data_dir": data_name, "tracks": len(data.labels), **result_identity(settings)}
+    cv = [r for r in results if "out_of_fold" in r and {k: r.get(k) for k in key} == key]
     model.meta["cross_validation"] = [
         {"protocol": r["protocol"], "accuracy": r["out_of_fold"]["accuracy"], "macro_f1": r["out_of_fold"]["macro_f1"]}
         for r in cv
     ]
-    return save_probe(model, folder, model_card(model, chosen, cv, data_name, len(data.labels), command))
+    return save_probe(model, folder, model_card(model, chosen, cv, data, data_name, settings, command))

@@ -314,6 +314,7 @@ def _label(row: Row) -> str:
 def generalisation(rows: list[Row]) -> str:
     """Accuracy of each family as the protocol gets stricter (random -> grouped -> filtered), per input and dataset."""
     strict = {"random": 0, "grouped": 1, "filtered": 2}
+    rows = [r for r in rows if r.protocol in strict]  # zero-shot rows use no split: not a step in strictness
     scored_on: dict[tuple, str] = {}
     for r in sorted(rows, key=_order):
         scored_on.setdefault((r.input, r.dataset, r.protocol), r.data)
@@ -335,6 +336,8 @@ def generalisation(rows: list[Row]) -> str:
 
 def _slug(row: Row) -> str:
     text = f"{row.family}-{row.input}-{row.dataset}-{row.protocol}"
+    if row.selection_score is None and row.family.startswith("musicnn"):  # several variants share a cell
+        text += f"-{row.variant}"
     return "".join(c if c.isalnum() or c == "-" else "_" for c in text.replace(" ", ""))
 
 

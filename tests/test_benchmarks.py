@@ -14,13 +14,15 @@ from conftest import ROOT, write_audio
 def test_inference_benchmark_records_every_requested_model(tmp_path):
     out = tmp_path / "inference.json"
     cmd = [
-        sys.executable, "benchmarks/inference.py", "--served", "bundled", "cnn-3s", "--table", "none",
+        sys.executable, "benchmarks/inference.py", "--served", "musicnn", "bundled", "cnn-3s", "--table", "none",
         "--audio", str(tmp_path / "no-such-folder"), "--runs", "1", "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert [(r["family"], r["input"]) for r in result["results"]] == [("bundled", "30 s"), ("cnn", "3 s")]
+    families = [(r["family"], r["input"]) for r in result["results"]]
+    assert families == [("musicnn-probe", "30 s"), ("bundled", "30 s"), ("cnn", "3 s")]
+    assert result["results"][0]["size_bytes"] > 3e6  # the probe's size includes its backbone
     for r in result["results"]:
         assert r["seconds_per_30s_clip"] > 0 and r["size_bytes"] > 0
         assert r["peak_rss_mb"] >= r["peak_rss_after_load_mb"] >= r["peak_rss_after_imports_mb"] > 0  # each in its own process

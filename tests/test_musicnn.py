@@ -75,7 +75,8 @@ def test_port_and_onnx_match_the_original_tensorflow_graph(wheel, real_patches, 
         for name, ref, out in zip(OUTPUTS, reference, got, strict=True):
             assert out.shape == ref.shape, (runtime, name)
             assert largest_relative_difference([ref], [out]) < PARITY, (runtime, name)
-    assert np.argsort(-reference[0].mean(axis=0))[0] != np.argsort(-reference[0][20:].mean(axis=0))[0]  # clips differ
+    top = [int(np.argmax(reference[0][i : i + 10].mean(axis=0))) for i in (0, 10, 20)]  # each clip's top tag
+    assert len(set(top)) == 3  # blues, classical and metal are told apart: the comparison is not of blank outputs
 
 
 @pytest.mark.slow
@@ -107,7 +108,8 @@ def test_preprocessing_matches_librosa():
     got = log_mel(y, backbone.mel_basis)
     assert got.dtype == np.float32 and got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
-    assert np.all(np.isfinite(log_mel(y * 1000, backbone.mel_basis)))  # the original's float16 overflowed to NaN here
+    loud = log_mel(y * 1000, backbone.mel_basis)  # mel power x 10000 beyond float16's 65504: the original's NaN
+    assert np.all(np.isfinite(loud)) and loud.max() > np.log10(65504)
 
 
 def test_patches_cover_the_clip_and_pad_short_audio():
@@ -162,12 +164,12 @@ def test_a_tampered_backbone_is_refused(tmp_path, monkeypatch):
     data[-100] ^= 0xFF
     (copy / "model.onnx").write_bytes(bytes(data))
     monkeypatch.setattr(musicnn, "backbone_path", lambda name="MSD_musicnn": copy)
-    musicnn.load_backbone.cache_clear()
+    musicnn._load_backbone.cache_clear()
     try:
         with pytest.raises(ModelError, match="not the file exported"):
             musicnn.load_backbone()
     finally:
-        musicnn.load_backbone.cache_clear()
+        musicnn._load_backbone.cache_clear()
 
 
 def test_predict_tags_and_evaluate_on_audio(tmp_path, mini_clips):
