@@ -211,6 +211,6 @@ def test_bundled_cnn_is_small_better_than_chance_in_cv_and_classifies(tmp_path):
 
 
 def test_bundled_kinds_are_named_in_the_error():
-    with pytest.raises(ModelError, match="no bundled model 'nope'; choose from bundled:shallow, bundled:cnn"):
+    with pytest.raises(ModelError, match="no bundled model 'nope'; choose from bundled:musicnn, bundled:shallow, bundled:cnn"):
         resolve_model("bundled:nope")
     assert resolve_model("bundled:shallow").labels == list(GENRES)
