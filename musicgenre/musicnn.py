@@ -119,11 +119,6 @@ class Backbone:
         batch = patches(log_mel(y, self.mel_basis))
         return dict(zip(OUTPUTS, self.run_patches(batch), strict=True))
 
-    def embed(self, y: np.ndarray, layer: str = "joined", normalise: bool = True) -> np.ndarray:
-        """The clip embedding: the mean over patches of ``layer`` (see ``LAYERS``)."""
-        out = self.analyse(y, normalise)
-        return clip_embedding(out, layer)
-
 
 def clip_embedding(per_patch: dict[str, np.ndarray], layer: str) -> np.ndarray:
     if layer not in LAYERS:

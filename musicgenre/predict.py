@@ -39,24 +39,33 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
-def _classify(model: GenreModel, y: np.ndarray, tags: int, resample) -> dict:
+def window_outputs(model: GenreModel, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-window genre probabilities of validated audio and, for a probe on the tagger, its per-window
+    tag probabilities from the same pass (None for any other model)."""
+    parts = windows(y, model.sample_rate, model.window_seconds)
+    if hasattr(model, "window_outputs"):
+        return model.window_outputs(parts)
+    return model.predict_windows(parts), None
+
+
+def _classify(model: GenreModel, y: np.ndarray, tags: int) -> dict:
     """Summary of validated audio at ``model.sample_rate``, plus the pretrained tagger's top ``tags`` if asked.
 
-    A probe model on the tagger reports the tags of the very windows it classified; any other
-    model gets them from the tagger run on the audio at the tagger's rate (``resample()``).
+    A probe reports the tags of the very windows it classified; for any other model the tagger
+    runs on the same decoded audio, resampled to its rate (never decoded twice).
     """
-    parts = windows(y, model.sample_rate, model.window_seconds)
-    if tags and hasattr(model, "window_outputs"):
-        probs, tag_probs = model.window_outputs(parts)
-        return {**summarise(model.labels, probs), "tags": model.top_tags(tag_probs.mean(axis=0), tags)}
-    out = summarise(model.labels, model.predict_windows(parts))
+    probs, tag_probs = window_outputs(model, y)
+    out = summarise(model.labels, probs)
     if tags:
         from musicgenre.musicnn import SAMPLE_RATE, load_backbone, top_tags
 
-        tagger = load_backbone()
-        y16 = y if model.sample_rate == SAMPLE_RATE else resample(SAMPLE_RATE)
-        per_window = [tagger.analyse(p)["tags"].mean(axis=0) for p in windows(y16, SAMPLE_RATE, model.window_seconds)]
-        out["tags"] = top_tags(np.mean(per_window, axis=0), tagger.tag_names, tags)  # as the probe: windows averaged
+        if tag_probs is None:
+            tagger = load_backbone()
+            y16 = prepare_audio(y, model.sample_rate, SAMPLE_RATE).samples
+            tag_probs = np.stack(
+                [tagger.analyse(p)["tags"].mean(axis=0) for p in windows(y16, SAMPLE_RATE, model.window_seconds)]
+            )
+        out["tags"] = top_tags(tag_probs.mean(axis=0), load_backbone().tag_names, tags)
     return out
 
 
@@ -67,7 +76,7 @@ def predict_array(model: GenreModel, y: np.ndarray, sr: float, max_seconds: floa
     not usable audio (see ``audio.prepare_audio``).
     """
     audio = prepare_audio(y, sr, model.sample_rate, max_seconds=max_seconds)
-    out = _classify(model, audio.samples, tags, lambda rate: prepare_audio(y, sr, rate, max_seconds=max_seconds).samples)
+    out = _classify(model, audio.samples, tags)
     if audio.truncated:
         out["truncated"] = True
     return out
@@ -76,7 +85,7 @@ def predict_array(model: GenreModel, y: np.ndarray, sr: float, max_seconds: floa
 def predict_file(model: GenreModel, path: str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS, tags: int = 0) -> dict:
     """Classify an audio file; input longer than ``max_seconds`` is cut (``"truncated": true``); ``tags`` as above."""
     audio = load_audio(path, sr=model.sample_rate, max_seconds=max_seconds)
-    out = {"file": str(path), **_classify(model, audio.samples, tags, lambda rate: load_audio(path, rate, max_seconds).samples)}
+    out = {"file": str(path), **_classify(model, audio.samples, tags)}
     if audio.truncated:
         out["truncated"] = True
     return out

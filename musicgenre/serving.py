@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, windows
+from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.jitcache import ensure_ready
 from musicgenre.modelio import hub_reachable, resolve_model
-from musicgenre.predict import GenreModel, summarise, window_probabilities
+from musicgenre.predict import GenreModel, summarise, window_outputs, window_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +181,9 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
     for name, model in models.items():
         start = time.perf_counter()
         samples = prepare_audio(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, None).samples
-        if tags is None and hasattr(model, "window_outputs"):
-            probs, tag_probs = model.window_outputs(windows(samples, model.sample_rate, model.window_seconds))
+        probs, tag_probs = window_outputs(model, samples)
+        if tags is None and tag_probs is not None:
             tags = model.top_tags(tag_probs.mean(axis=0), TOP_TAGS)
-        else:
-            probs = window_probabilities(model, samples)
         results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
     return Analysis(
         str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples,
