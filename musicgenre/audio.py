@@ -13,12 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
 from musicgenre.errors import AudioError
-from musicgenre.jitcache import ensure_ready
 
 DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
 MIN_SECONDS = 0.5
@@ -166,6 +164,17 @@ def _time_axis(y: np.ndarray) -> int:
     return 0 if y.ndim == 1 or y.shape[0] >= y.shape[1] else 1
 
 
+def resample(y: np.ndarray, sr: float, target_sr: float) -> np.ndarray:
+    """``librosa.resample``'s default: soxr at high quality, length fixed to ceil(n * target_sr / sr)."""
+    if sr == target_sr:
+        return y
+    import soxr
+
+    n = int(np.ceil(y.shape[-1] * float(target_sr) / sr))
+    out = soxr.resample(y, sr, target_sr, quality="soxr_hq")
+    return np.asarray(np.pad(out, (0, max(0, n - len(out))))[:n], dtype=y.dtype)
+
+
 def prepare_audio(
     y: np.ndarray,
     sr: float,
@@ -200,11 +209,10 @@ def prepare_audio(
         y = y.astype(np.float32, copy=False)
     if y.ndim == 2:
         y = y.mean(axis=1 - axis, dtype=np.float32)
-    if not np.all(np.isfinite(y)):  # before resampling: librosa refuses non-finite input with its own error
+    if not np.all(np.isfinite(y)):  # before resampling, which would spread them
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:
-        ensure_ready()
-        y = librosa.resample(y, orig_sr=sr, target_sr=target_sr)
+        y = resample(y, sr, target_sr)
         sr = target_sr
     return Audio(validate_samples(y, sr, name), int(sr), name, truncated, seconds)
 

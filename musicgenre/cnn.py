@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgenre import spectral
 from musicgenre.atomic import atomic_folder
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.jitcache import ensure_ready
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
 
@@ -37,11 +37,11 @@ HOP = 512
 
 
 def mel_power(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """(frames, mels) mel power spectrogram; training crops a clip's once-computed one."""
-    import librosa
+    """(frames, mels) mel power spectrogram (librosa's ``melspectrogram`` defaults, in NumPy); training crops a
+    clip's once-computed one."""
+    from musicgenre.features import N_FFT, mel_basis
 
-    ensure_ready()
-    return librosa.feature.melspectrogram(y=y, sr=sr, n_mels=N_MELS, hop_length=HOP).T
+    return (mel_basis(sr, N_MELS) @ np.abs(spectral.stft(y, N_FFT, HOP)) ** 2).T
 
 
 def to_input(power: np.ndarray) -> np.ndarray:
@@ -49,9 +49,7 @@ def to_input(power: np.ndarray) -> np.ndarray:
 
     Relative to the maximum, so the input is level-free (a gain change does nothing).
     """
-    import librosa
-
-    db = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    db = spectral.power_to_db(power, ref=None, top_db=80.0)
     return ((db + 40.0) / 40.0).astype(np.float32)[..., None]
 
 

@@ -3,16 +3,21 @@
 The public ``features_30_sec.csv`` / ``features_3_sec.csv`` were computed with librosa
 defaults at 22,050 Hz (n_fft 2048, hop 512), one librosa call per feature. We compute
 one STFT per clip and derive every spectral feature from it, and run HPSS once with an
-exact fast median filter: same values, several times faster (see ``benchmarks/``).
+exact fast median filter: same values, several times faster (see ``benchmarks/``). The
+computation is librosa's, rewritten in NumPy (``musicgenre.spectral``, ``musicgenre.medfilt``),
+so extracting them costs no librosa import (~2.5 s) and runs no compiled (numba) code at all;
+librosa itself runs only ``extract_features_naive``, the reference that tests compare against
+and ``musicgenre features --librosa`` uses.
 """
 
 from __future__ import annotations
 
-import librosa
+from functools import cache
+
 import numpy as np
 
+from musicgenre import spectral
 from musicgenre.errors import AudioError
-from musicgenre.jitcache import ensure_ready
 
 SAMPLE_RATE = 22050
 N_FFT = 2048
@@ -38,6 +43,12 @@ FEATURE_COLUMNS: list[str] = (
 TABLE_COLUMNS: list[str] = ["filename", "length", *FEATURE_COLUMNS, "label"]
 
 
+@cache
+def mel_basis(sr: int = SAMPLE_RATE, n_mels: int = 128) -> np.ndarray:
+    """librosa's default mel filter bank for n_fft 2048 (the features' and the CNN's), built once per process."""
+    return spectral.mel_filters(sr, N_FFT, n_mels)
+
+
 def _summarise(frames: dict[str, np.ndarray], tempo: float, mfcc: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in _FRAME_FEATURES:
@@ -51,47 +62,54 @@ def _summarise(frames: dict[str, np.ndarray], tempo: float, mfcc: np.ndarray) ->
 
 
 def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
-    """The 57 table features of one mono clip (values as librosa's per-feature calls give)."""
-    ensure_ready()
-    from musicgenre.medfilt import median_filter_1d
-
-    stft = librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH)
-    mag = np.abs(stft)
-    power = mag**2
-
-    centroid = librosa.feature.spectral_centroid(S=mag, sr=sr)
-    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr))
-    # librosa.beat.beat_track's envelope (median over mel bands): its tempo is the table's.
-    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=HOP_LENGTH, aggregate=np.median)
-
-    # HPSS on the shared STFT: the same masks librosa.effects.hpss builds, one pass.
-    harm_med = median_filter_1d(mag, HPSS_KERNEL, axis=1)
-    perc_med = median_filter_1d(mag, HPSS_KERNEL, axis=0)
-    mask_h = librosa.util.softmask(harm_med, perc_med, power=2)
-    mask_p = librosa.util.softmask(perc_med, harm_med, power=2)
-    harmonic = librosa.istft(stft * mask_h, hop_length=HOP_LENGTH, length=len(y), dtype=y.dtype)
-    percussive = librosa.istft(stft * mask_p, hop_length=HOP_LENGTH, length=len(y), dtype=y.dtype)
-
-    frames = {
-        "chroma_stft": librosa.feature.chroma_stft(S=power, sr=sr),
-        "rms": librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP_LENGTH),
-        "spectral_centroid": centroid,
-        "spectral_bandwidth": librosa.feature.spectral_bandwidth(S=mag, sr=sr, centroid=centroid),
-        "rolloff": librosa.feature.spectral_rolloff(S=mag, sr=sr),
-        "zero_crossing_rate": librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP_LENGTH),
-        "harmony": harmonic,
-        "perceptr": percussive,
-    }
-    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=HOP_LENGTH)[0]
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
-    out = _summarise(frames, tempo, mfcc)
+    """The 57 table features of one mono clip (values as librosa's per-feature calls give), in NumPy."""
+    # Samples near float32's limit overflow on the way; the result is refused below, with an AudioError.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _extract(y, sr)
     if not np.all(np.isfinite(list(out.values()))):
         raise AudioError("the audio's sample values are out of range (features are not finite)")
     return out
 
 
+def _extract(y: np.ndarray, sr: int) -> dict[str, float]:
+    from musicgenre.medfilt import hpss_medians
+
+    stft = spectral.stft(y, N_FFT, HOP_LENGTH)
+    mag = np.abs(stft)
+    power = mag**2
+    freq = spectral.fft_frequencies(sr, N_FFT)
+
+    centroid = spectral.spectral_centroid(mag, freq)
+    mel_db = spectral.power_to_db(mel_basis(sr) @ power)
+    # librosa.beat.beat_track's envelope (median over mel bands): its tempo is the table's.
+    onset_env = spectral.onset_strength_median(mel_db, N_FFT, HOP_LENGTH)
+
+    # HPSS on the shared STFT: the same masks librosa.effects.hpss builds, one pass.
+    harm_med, perc_med = hpss_medians(mag, HPSS_KERNEL)
+    masks = np.stack([spectral.softmask(harm_med, perc_med), spectral.softmask(perc_med, harm_med)])
+    harmonic, percussive = spectral.istft(stft * masks, HOP_LENGTH, len(y), y.dtype)
+
+    frames = {
+        "chroma_stft": spectral.chroma_stft(power, sr),
+        "rms": spectral.rms(y, N_FFT, HOP_LENGTH),
+        "spectral_centroid": centroid,
+        "spectral_bandwidth": spectral.spectral_bandwidth(mag, freq, centroid),
+        "rolloff": spectral.spectral_rolloff(mag, freq),
+        "zero_crossing_rate": spectral.zero_crossing_rate(y, N_FFT, HOP_LENGTH),
+        "harmony": harmonic,
+        "perceptr": percussive,
+    }
+    tempo = spectral.tempo(onset_env, sr, HOP_LENGTH)
+    mfcc = spectral.dct_ortho(mel_db, N_MFCC)
+    return _summarise(frames, tempo, mfcc)
+
+
 def extract_features_naive(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """Reference: one librosa call per feature, as the public notebooks do (for tests/benchmarks)."""
+    import librosa
+
+    from musicgenre.jitcache import ensure_ready
+
     ensure_ready()
     frames = {
         "chroma_stft": librosa.feature.chroma_stft(y=y, sr=sr),

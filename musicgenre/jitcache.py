@@ -4,7 +4,10 @@ librosa compiles its numba code on first use and caches it on disk. Two processe
 the same ``guvectorize`` kernel at once can leave the kernel from one and its ufunc wrapper from
 the other (numba #10128): the wrapper then looks the kernel up under a name the other process
 gave it, finds nothing, and numpy calls a null loop pointer. Every later process that loads that
-cache segfaults. So:
+cache segfaults. musicgenre's own features, spectrograms and models run no compiled code (they
+are NumPy, ``musicgenre.spectral``), so predicting, extracting and serving never load this cache;
+only librosa's reference code does (``musicgenre features --librosa``, the tests, benchmarks and
+any librosa call in a process that imported musicgenre first). For that code:
 
 - ``configure`` (run by ``musicgenre/__init__`` before numba can be imported) points numba at a
   folder of our own, keyed by the versions of Python, numba, llvmlite and librosa; worker
@@ -69,6 +72,7 @@ def cache_folder() -> Path:
 _configured: Path | None = None
 _state = threading.Lock()  # ensure_ready runs once per process, also with request threads
 _ready = False
+_scanned: set[str] = set()  # modules whose compiled functions this process has checked
 _poisoned: str | None = None  # set once broken code is loaded here: never call into it
 
 
@@ -265,22 +269,25 @@ def _check(link: Path) -> None:
         _new_build(link, reason)
 
 
-def ensure_ready() -> None:
-    """Make sure the numba cache this process will load is whole; cheap after the first call and when it is good."""
+def ensure_ready(modules: tuple[str, ...] | None = None) -> None:
+    """Make sure the numba cache this process will load is whole; cheap after the first call and when it is good.
+
+    ``modules`` are what the caller is about to run (default ``LIBROSA``): they are imported and
+    their compiled functions checked for null loop pointers, once per process.
+    """
     global _ready, _poisoned
-    if _ready or os.environ.get(_CHILD_ENV):
+    modules = LIBROSA if modules is None else modules
+    if os.environ.get(_CHILD_ENV) or (_ready and _scanned.issuperset(modules)):
         return
     with _state:
         if _poisoned:
             raise JitCacheError(_poisoned)
-        if _ready:
-            return
         link = _active_folder()
-        if link is not None and not _verified(link):
+        if not _ready and link is not None and not _verified(link):
             with _Locked(link):
                 if not _verified(link):  # another process may have built it while we waited
                     _check(link)
-        broken = broken_loops(_USED_MODULES)
+        broken = broken_loops(modules)
         if broken and link is None:  # numba was imported before musicgenre, so its cache is not ours to repair
             _poisoned = (
                 f"librosa's compiled-code cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside librosa'}) is broken: null "
@@ -292,6 +299,7 @@ def ensure_ready() -> None:
             _poisoned = "librosa's compiled code was broken in this process; the cache has been rebuilt: run it again"
         if _poisoned:
             raise JitCacheError(_poisoned)
+        _scanned.update(modules)
         _ready = True
 
 
@@ -313,10 +321,11 @@ def heal(reason: str, rebuild: bool = False) -> None:
             _new_build(link, problem)
 
 
-# Importing these compiles (or loads) librosa's eager gufuncs: every feature path imports the first
-# (and with it librosa.util.utils, core.audio and core.pitch); the naive reference also needs beat.
-_USED_MODULES = ("librosa.feature.spectral",)
-_ALL_MODULES = (*_USED_MODULES, "librosa.beat")
+# What the compiled code musicgenre runs is: librosa's reference feature code (``features.
+# extract_features_naive``, ``musicgenre features --librosa``) imports these two, and with them
+# librosa.util.utils, core.audio and core.pitch, whose eager gufuncs are what #10128 breaks.
+# Nothing else musicgenre runs is compiled: its features and spectrograms are NumPy.
+LIBROSA = ("librosa.feature.spectral", "librosa.beat")
 
 
 def _null_loops(ufunc) -> bool:
@@ -364,18 +373,13 @@ def broken_loops(modules: tuple[str, ...] = ()) -> list[str]:
 
 
 def exercise() -> None:
-    """Every librosa path musicgenre uses, on a short clip: compiles (or loads) all of it, at the dtypes we use."""
-    from musicgenre.cnn import log_mel
+    """Every compiled path musicgenre uses (librosa's reference feature code) on a short clip: compiles (or loads)
+    all of it, at the dtypes we use."""
     from musicgenre.example import example_clip
-    from musicgenre.features import extract_features, extract_features_naive
-    from musicgenre.serving import mel_spectrogram_db
+    from musicgenre.features import extract_features_naive
 
-    _exit_if_broken(broken_loops(_ALL_MODULES))
-    y = example_clip(3.0)
-    extract_features(y)
-    extract_features_naive(y)
-    log_mel(y)
-    mel_spectrogram_db(y, 22050)
+    _exit_if_broken(broken_loops(LIBROSA))
+    extract_features_naive(example_clip(3.0))
     _exit_if_broken(broken_loops())
 
 

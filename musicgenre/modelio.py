@@ -3,7 +3,9 @@
 A model is a folder: ``musicgenre.json`` (labels, features, audio window), the scikit-learn
 pipeline as ``pipeline.skops`` and, for XGBoost, the booster as ``xgboost.json``; plus a
 ``README.md`` model card. skops refuses to build any type we have not allowed, so a
-downloaded model cannot run code on load (unlike a pickle). ``resolve_model`` also accepts
+downloaded model cannot run code on load (unlike a pickle). A pipeline that ends linearly (LDA,
+logistic regression) also gets ``linear.safetensors``, its NumPy form (``musicgenre.linear``),
+which is what loads unless ``MUSICGENRE_RUNTIME=sklearn``: no scikit-learn import (~2.3 s). ``resolve_model`` also accepts
 transformers checkpoints (safetensors weights), loaded by ``musicgenre.transformer_model``.
 """
 
@@ -92,7 +94,7 @@ class ShallowModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Rows of probabilities over ``labels`` for feature rows in FEATURE_COLUMNS order."""
-        from musicgenre.shallow import full_proba
+        from musicgenre.linear import full_proba
 
         return full_proba(self.pipeline, X, len(self.labels))
 
@@ -128,10 +130,42 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
             pipeline = Pipeline(pipeline.steps[:-1])
             config["xgboost"] = True
         sio.dump(pipeline, tmp / PIPELINE_NAME)
+        if not config["xgboost"]:
+            config["linear_head"] = _export_head(pipeline, tmp)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "README.md").write_text(card)
     return folder
+
+
+def _export_head(pipeline, folder: Path) -> dict | None:
+    """Write the pipeline's NumPy head (``linear.FILE``) if it has one that agrees with it; what was checked, or None."""
+    from musicgenre import linear
+
+    head = linear.from_pipeline(pipeline)
+    if head is None:
+        return None
+    rows = linear.check_rows()
+    change = float(np.abs(head.predict_proba(rows) - pipeline.predict_proba(rows)).max())
+    expected = pipeline.decision_function(rows)
+    score_change = float(np.abs(head.decision_function(rows) - expected).max() / max(np.abs(expected).max(), 1.0))
+    if max(change, score_change) > linear.TOLERANCE:
+        return None
+    head.save(folder / linear.FILE)
+    (folder / linear.FILE).chmod(0o644)  # safetensors writes owner-only files; the others are world-readable
+    return {"file": linear.FILE, "max_probability_change_on_probe": change, "max_relative_score_change_on_probe": score_change}
+
+
+def _load_head(folder: Path, config: dict):
+    """The saved NumPy head, if there is one and ``MUSICGENRE_RUNTIME`` is not ``sklearn``; else None."""
+    from musicgenre import linear
+
+    if not config.get("linear_head") or os.environ.get("MUSICGENRE_RUNTIME") == "sklearn":
+        return None
+    head = linear.load_head(folder / linear.FILE)
+    if not np.array_equal(head.classes_, np.asarray(config["classes"])):
+        raise ModelError(f"{folder}: the linear head's classes do not match its config")
+    return head
 
 
 def load_model_folder(folder: str | os.PathLike) -> GenreModel:
@@ -155,11 +189,15 @@ def _load_model_folder(folder: Path) -> GenreModel:
         return cnn.load_cnn(folder, config)
     if config.get("format") == probe.FORMAT:
         return probe.load_probe(folder, config)
-    sio = _skops_io()
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
     if config.get("feature_columns") != FEATURE_COLUMNS:
         raise ModelError(f"{folder}: the model was trained on other feature columns")
+    meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
+    head = _load_head(folder, config)
+    if head is not None:
+        return ShallowModel(head, config["labels"], config["window_seconds"], config["sample_rate"], meta)
+    sio = _skops_io()
     untrusted = sio.get_untrusted_types(file=folder / PIPELINE_NAME)
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
@@ -175,7 +213,6 @@ def _load_model_folder(folder: Path) -> GenreModel:
     classes = np.asarray(config["classes"])
     if not hasattr(pipeline, "classes_") or not np.array_equal(np.asarray(pipeline.classes_), classes):
         raise ModelError(f"{folder}: the pipeline's classes do not match its config")
-    meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
     return ShallowModel(pipeline, config["labels"], config["window_seconds"], config["sample_rate"], meta)
 
 

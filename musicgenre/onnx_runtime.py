@@ -95,6 +95,9 @@ def open_session(path: str | os.PathLike, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # No spin-waiting between runs: ORT's idle threads otherwise keep both cores busy for a while
+    # after each call, and the NumPy work that follows (the next model's features) runs at half speed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

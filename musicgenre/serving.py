@@ -17,7 +17,6 @@ import numpy as np
 from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.jitcache import ensure_ready
 from musicgenre.modelio import hub_reachable, resolve_model
 from musicgenre.predict import GenreModel, summarise, window_outputs, window_probabilities
 
@@ -200,11 +199,22 @@ def ordered_scores(result: ModelResult) -> dict[str, float]:
 
 def mel_spectrogram_db(samples: np.ndarray, sr: int, n_mels: int = 128) -> tuple[np.ndarray, int, int]:
     """Log-mel spectrogram (dB re max) of a clip for display, at 22,050 Hz; returns (S_db, sr, hop)."""
-    import librosa
+    from musicgenre import spectral
+    from musicgenre.audio import resample
+    from musicgenre.features import N_FFT, mel_basis
 
-    ensure_ready()
-    if sr != MEL_SAMPLE_RATE:
-        samples = librosa.resample(samples, orig_sr=sr, target_sr=MEL_SAMPLE_RATE)
+    samples = resample(samples, sr, MEL_SAMPLE_RATE)
     hop = 512 if len(samples) <= 120 * MEL_SAMPLE_RATE else 2048  # long clips: fewer columns to draw
-    mel = librosa.feature.melspectrogram(y=samples, sr=MEL_SAMPLE_RATE, n_mels=n_mels, hop_length=hop)
-    return librosa.power_to_db(mel, ref=np.max), MEL_SAMPLE_RATE, hop
+    mel = mel_basis(MEL_SAMPLE_RATE, n_mels) @ np.abs(spectral.stft(samples, N_FFT, hop)) ** 2
+    return spectral.power_to_db(mel, ref=None), MEL_SAMPLE_RATE, hop
+
+
+def mel_axis_ticks(n_mels: int, sr: int) -> tuple[list[float], list[str]]:
+    """Where on a mel spectrogram's band axis (0..n_mels) the octaves from 250 Hz up lie, and their labels."""
+    from musicgenre import spectral
+
+    centres = spectral.mel_frequencies(sr, n_mels + 2)[1:-1]
+    hz = [0, 250, 500, 1000, 2000, 4000, 8000, 16000]
+    hz = [f for f in hz if f <= sr / 2]
+    positions = [float(np.interp(f, centres, np.arange(n_mels))) + 0.5 for f in hz]
+    return positions, [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in hz]

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from musicgenre.features import FEATURE_COLUMNS
+from musicgenre.linear import (  # noqa: F401 - full_proba and the column lists are this module's public names too
+    FEATURE_SETS,
+    INVARIANT_COLUMNS,
+    INVARIANT_LOG,
+    VAR_COLUMNS,
+    full_proba,
+    gain_invariant,
+    log_variance,
+)
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -23,7 +31,6 @@ if TYPE_CHECKING:
 
 MODELS = ("svm", "logreg", "rf", "tree", "xgb", "knn", "lda")
 SEARCHES = ("bayes", "grid")
-VAR_COLUMNS: tuple[int, ...] = tuple(i for i, c in enumerate(FEATURE_COLUMNS) if c.endswith("_var"))
 
 
 class LogVariance(TransformerMixin, BaseEstimator):
@@ -38,18 +45,7 @@ class LogVariance(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):  # noqa: N803
-        X = np.array(X, dtype=np.float64, copy=True)
-        cols = list(self.columns)
-        X[:, cols] = np.log(np.maximum(X[:, cols], self.floor))
-        return X
-
-
-# Columns whose value moves with the recording's level (gain), and level-free replacements.
-_LEVEL_DEPENDENT = ("rms_mean", "rms_var", "harmony_mean", "perceptr_mean", "harmony_var", "perceptr_var", "mfcc1_mean")
-_KEPT = [c for c in FEATURE_COLUMNS if c not in _LEVEL_DEPENDENT]
-INVARIANT_COLUMNS: list[str] = [*_KEPT, "rms_cv", "harmonic_ratio", "hpss_level"]
-_INVARIANT_LOG = tuple(i for i, c in enumerate(INVARIANT_COLUMNS) if c.endswith("_var") or c in ("rms_cv", "hpss_level"))
-FEATURE_SETS = ("invariant", "raw")
+        return log_variance(X, self.columns, self.floor)
 
 
 class GainInvariant(TransformerMixin, BaseEstimator):
@@ -68,14 +64,7 @@ class GainInvariant(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):  # noqa: N803
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != len(FEATURE_COLUMNS):
-            raise ValueError(f"expected the {len(FEATURE_COLUMNS)} table feature columns, got shape {X.shape}")
-        col = {c: X[:, i] for i, c in enumerate(FEATURE_COLUMNS)}
-        energy = col["rms_mean"] ** 2 + 1e-12
-        hpss = col["harmony_var"] + col["perceptr_var"] + 1e-12
-        extra = [col["rms_var"] / energy, col["harmony_var"] / hpss, hpss / energy]
-        return np.column_stack([col[c] for c in _KEPT] + extra)
+        return gain_invariant(X)
 
 
 def _svm(C: float = 10.0, gamma: float | str = "scale", seed: int = 0):
@@ -184,17 +173,10 @@ def suggest(name: str, trial) -> dict[str, Any]:
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
-def full_proba(pipe, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803
-    """Probabilities over all ``n_classes`` even if the training data lacked some class."""
-    probs = np.zeros((len(X), n_classes))
-    probs[:, np.asarray(pipe.classes_, dtype=int)] = pipe.predict_proba(np.asarray(X, dtype=np.float64))
-    return probs
-
-
 def feature_steps(feature_set: str = "invariant") -> list[tuple[str, Any]]:
     """The pipeline steps that turn table columns into a feature set: [gain-invariant columns ->] log of variances."""
     if feature_set == "invariant":
-        return [("gain", GainInvariant()), ("logvar", LogVariance(_INVARIANT_LOG))]
+        return [("gain", GainInvariant()), ("logvar", LogVariance(INVARIANT_LOG))]
     if feature_set == "raw":
         return [("logvar", LogVariance())]
     raise ValueError(f"unknown feature set {feature_set!r}; choose from {FEATURE_SETS}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -20,7 +21,7 @@ from musicgenre.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.audio import load_audio, windows
 from musicgenre.data import find_audio_files, label_from_path
 from musicgenre.errors import AudioError, DataError, MusicGenreError, describe_failure
-from musicgenre.features import SAMPLE_RATE, TABLE_COLUMNS, extract_features
+from musicgenre.features import SAMPLE_RATE, TABLE_COLUMNS, extract_features, extract_features_naive
 
 
 def row_names(path: Path, segment_seconds: float | None, n_segments: int) -> list[str]:
@@ -30,8 +31,8 @@ def row_names(path: Path, segment_seconds: float | None, n_segments: int) -> lis
     return [f"{path.stem}.{i}{path.suffix}" for i in range(n_segments)]
 
 
-def clip_rows(path: Path, segment_seconds: float | None = None) -> list[dict]:
-    """Feature rows of one audio file (one row, or one per full segment)."""
+def clip_rows(path: Path, segment_seconds: float | None = None, librosa: bool = False) -> list[dict]:
+    """Feature rows of one audio file (one row, or one per full segment); ``librosa``: by librosa's own calls."""
     audio = load_audio(path, sr=SAMPLE_RATE)
     y = audio.samples
     parts = [y]
@@ -42,16 +43,17 @@ def clip_rows(path: Path, segment_seconds: float | None = None) -> list[dict]:
             raise AudioError(f"{path.name}: shorter than one {segment_seconds:g}-second segment ({audio.seconds:.2f} s)")
     label = label_from_path(path)
     names = row_names(path, segment_seconds, len(parts))
+    extract = extract_features_naive if librosa else extract_features
     return [
-        {"filename": name, "length": len(part), **extract_features(part, SAMPLE_RATE), "label": label}
+        {"filename": name, "length": len(part), **extract(part, SAMPLE_RATE), "label": label}
         for name, part in zip(names, parts, strict=True)
     ]
 
 
-def _worker(args: tuple[Path, float | None]) -> tuple[Path, list[dict] | None, str | None]:
-    path, segment_seconds = args
+def _worker(args: tuple[Path, float | None, bool]) -> tuple[Path, list[dict] | None, str | None]:
+    path, segment_seconds, librosa = args
     try:
-        return path, clip_rows(path, segment_seconds), None
+        return path, clip_rows(path, segment_seconds, librosa), None
     except Exception as exc:  # one bad file is reported and skipped, never fatal to the batch
         return path, None, describe_failure(exc)
 
@@ -107,25 +109,28 @@ def extract_inputs(
     workers: int | None = None,
     progress: bool = True,
     save_every: float = 10.0,
+    librosa: bool = False,
 ) -> ExtractionReport:
     """Files and dataset folders to a feature table (what ``musicgenre features`` runs)."""
     files = find_audio_files(inputs)
     if not files:
         raise MusicGenreError(f"no audio files found in {', '.join(map(str, inputs))}")
-    return extract_table(files, out, segment_seconds, workers, progress, save_every)
+    return extract_table(files, out, segment_seconds, workers, progress, save_every, librosa)
 
 
 def _results(
-    todo: list[Path], segment_seconds: float | None, workers: int
+    todo: list[Path], segment_seconds: float | None, workers: int, librosa: bool
 ) -> Iterator[tuple[Path, list[dict] | None, str | None]]:
-    """Each clip's rows, in order. Workers start only once the numba cache is whole (they compile nothing).
+    """Each clip's rows, in order. With ``librosa``, workers start only once the numba cache is whole (they
+    compile nothing).
 
-    A pool whose worker dies (a signal: a broken cache, or just the OOM killer) gets the cache
-    checked, and rebuilt if broken, and the clips not yet done retried; a second death rebuilds it
-    regardless, a third is an error.
+    A pool whose worker dies (a signal: with ``librosa`` a broken cache, or just the OOM killer) has
+    the clips not yet done retried, with ``librosa`` after the cache is checked, and rebuilt if
+    broken; a second death rebuilds it regardless, a third is an error.
     """
-    jobs = [(p, segment_seconds) for p in todo]
-    jitcache.ensure_ready()
+    jobs = [(p, segment_seconds, librosa) for p in todo]
+    if librosa:
+        jitcache.ensure_ready()
     if workers <= 1 or len(todo) <= 1:
         yield from map(_worker, jobs)
         return
@@ -140,7 +145,10 @@ def _results(
         except BrokenProcessPool:
             if deaths == 2:
                 raise MusicGenreError("feature-extraction workers died three times; see the messages above") from None
-            jitcache.heal("a feature-extraction worker died", rebuild=deaths == 1)
+            if librosa:
+                jitcache.heal("a feature-extraction worker died", rebuild=deaths == 1)
+            else:
+                print("musicgenre: a feature-extraction worker died; retrying the clips not yet done", file=sys.stderr)
 
 
 def extract_table(
@@ -150,8 +158,12 @@ def extract_table(
     workers: int | None = None,
     progress: bool = True,
     save_every: float = 10.0,
+    librosa: bool = False,
 ) -> ExtractionReport:
     """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there.
+
+    ``librosa`` computes each feature with librosa's own calls, as the public notebooks did (~2x
+    slower; a check of the NumPy code's values on one's own data).
 
     Finished rows are saved (atomically) at most every ``save_every`` seconds and at the end, so
     a killed run loses at most that much work and a re-run picks up where it stopped.
@@ -182,7 +194,7 @@ def extract_table(
     pending = 0
     bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="features")
     try:
-        for path, new_rows, error in _results(todo, segment_seconds, workers):
+        for path, new_rows, error in _results(todo, segment_seconds, workers, librosa):
             bar.update(1)
             if error is not None:
                 report.failed[str(path)] = error

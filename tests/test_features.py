@@ -19,11 +19,15 @@ def test_columns_are_the_public_schema(shared_data):
     assert len(FEATURE_COLUMNS) == 57
 
 
-@pytest.mark.parametrize("shape", [(1025, 130), (7, 9), (40, 1), (1, 31)])
+@pytest.mark.parametrize("shape", [(1025, 130), (7, 9), (40, 1), (1, 31), (3, 2), (6, 33), (4, 64)])
 @pytest.mark.parametrize("axis", [0, 1])
-def test_median_filter_is_scipys_exactly(shape, axis):
+@pytest.mark.parametrize("ties", ["some", "mostly"])
+def test_median_filter_is_scipys_exactly(shape, axis, ties):
     x = np.random.default_rng(0).random(shape).astype(np.float32)
-    x[:, ::7] = 0.25  # ties
+    if ties == "some":
+        x[:, ::7] = 0.25
+    else:  # five distinct values: every window is full of ties, the pair rule's hard case
+        x = np.round(x * 4).astype(np.float32)
     size = [1, 1]
     size[axis] = 31
     expected = scipy.ndimage.median_filter(x, size=tuple(size), mode="reflect")

@@ -111,10 +111,10 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     assert poisoned.stdout.count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in poisoned.stderr
     assert _raw(vouched, "call_parabolic.py").returncode == 0
 
-    predicted = _musicgenre(cache, "predict", "--model", "bundled:shallow", str(clips[0]))  # a model that runs librosa
-    out, err = predicted.communicate(timeout=900)
-    assert predicted.returncode == 0, err[-3000:]
-    assert json.loads(out)["genre"] and "cache was broken" in err and "_pi_wrapper" in err
+    extracted = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(tmp_path / "one.csv"), str(clips[0]))
+    _, err = extracted.communicate(timeout=900)
+    assert extracted.returncode == 0, err[-3000:]
+    assert "1 files added" in err and "cache was broken" in err and "_pi_wrapper" in err
     assert _raw(cache, "call_parabolic.py").returncode == 0  # healed on disk, for plain librosa too
 
     # A saved broken cache copied over a verified one: the manifest no longer matches, so it is checked again.
@@ -123,7 +123,7 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
         shutil.copy2(path, _folder(cache) / path.relative_to(saved))
     assert _raw(cache, "call_parabolic.py").returncode == -signal.SIGSEGV
     extracted = _musicgenre(
-        cache, "features", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips)
+        cache, "features", "--librosa", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips)
     )
     _, err = extracted.communicate(timeout=900)
     assert extracted.returncode == 0, err[-3000:]
@@ -133,7 +133,8 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
 
 @pytest.mark.slow
 def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips):
-    """Ten times: an empty cache, two `features --workers 2` started at once; both succeed, and so does every later run.
+    """Ten times: an empty cache, two `features --librosa --workers 2` started at once; both succeed, and so does every
+    later run.
 
     Two such rounds run side by side (four commands, two compilations at a time on two cores).
     """
@@ -143,8 +144,16 @@ def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_p
             (
                 cache,
                 _musicgenre(
-                    cache, "features", "--workers", "2", "--no-progress", "--out", str(cache / f"t{k}.csv"), *map(str, clips)
-                ),
+                    cache,
+                    "features",
+                    "--librosa",
+                    "--workers",
+                    "2",
+                    "--no-progress",
+                    "--out",
+                    str(cache / f"t{k}.csv"),
+                    *map(str, clips),
+                ),  # fmt: skip
             )
             for cache in pair
             for k in range(2)
@@ -155,10 +164,10 @@ def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_p
             assert "3 files added" in err and "broken" not in err
         for cache in pair:
             assert _raw(cache, "call_parabolic.py").returncode == 0, f"{cache.name}: the cache is broken for later runs"
-            later = _musicgenre(cache, "predict", "--model", "bundled:shallow", str(clips[1]))  # librosa's kernels
-            out, err = later.communicate(timeout=600)
-            assert later.returncode == 0 and json.loads(out)["windows"] == 1, err[-3000:]
-            assert "compiling" not in err  # the later run used the cache as it was
+            later = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(cache / "later.csv"), str(clips[1]))
+            _, err = later.communicate(timeout=600)
+            assert later.returncode == 0 and "1 files added" in err, err[-3000:]
+            assert "checking" not in err  # the later run used the cache as it was
 
 
 def test_the_manifest_sees_every_rewrite_and_not_the_marker(tmp_path):
@@ -172,9 +181,24 @@ def test_the_manifest_sees_every_rewrite_and_not_the_marker(tmp_path):
     assert jitcache.manifest(folder) != before  # any rewrite of a cache file is seen
 
 
+def test_the_numpy_paths_never_touch_the_compiled_code_cache(tmp_path, clips):
+    """`features` and `predict` with every bundled model on an empty cache: none of them writes a numba file."""
+    cache = tmp_path / "cache"
+    runs = [_musicgenre(cache, "features", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips))]
+    runs += [_musicgenre(cache, "predict", "--model", f"bundled:{kind}", str(clips[0])) for kind in ("shallow", "cnn", "musicnn")]
+    for proc in runs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        assert "compiled-code cache" not in err
+    numba_files = [p for p in (cache / "numba").rglob("*") if p.is_file()] if (cache / "numba").exists() else []
+    assert numba_files == []
+
+
 @pytest.mark.slow
-def test_a_worker_killed_by_a_signal_gets_the_cache_rebuilt_and_its_clips_retried(tmp_path):
-    """SIGKILL one feature worker mid-run: the pool breaks, the cache is rebuilt once, every clip is still written."""
+@pytest.mark.parametrize("engine", [[], ["--librosa"]], ids=["numpy", "librosa"])
+def test_a_worker_killed_by_a_signal_has_its_clips_retried(tmp_path, engine):
+    """SIGKILL one feature worker mid-run: the pool breaks, (with --librosa) the cache is rebuilt once, and every clip
+    is still written."""
     import psutil
 
     jitcache.ensure_ready()  # the session's cache (conftest's MUSICGENRE_CACHE), warm before the workers start
@@ -182,7 +206,8 @@ def test_a_worker_killed_by_a_signal_gets_the_cache_rebuilt_and_its_clips_retrie
     folder.mkdir()
     clips = [write_audio(folder / f"rock.{i:05d}.wav", seconds=30.0, seed=i) for i in range(16)]
     out = tmp_path / "t.csv"
-    cmd = [sys.executable, "-m", "musicgenre", "features", "--workers", "2", "--no-progress", "--out", str(out), str(folder)]
+    cmd = [sys.executable, "-m", "musicgenre", "features", *engine, "--workers", "2", "--no-progress", "--out", str(out)]
+    cmd.append(str(folder))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 300
     while not (workers := psutil.Process(proc.pid).children()) or len(workers) < 2:

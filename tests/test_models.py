@@ -126,16 +126,48 @@ def test_save_and_load_round_trip(name, data, tmp_path):
     model = ShallowModel(make_pipeline(name, {"n_estimators": 20} if name == "xgb" else {}, seed=0).fit(data.X, data.y))
     folder = save_model(model, tmp_path / name, card="# card\n")
     files = sorted(p.name for p in folder.iterdir())
-    assert files == (
-        ["README.md", "musicgenre.json", "pipeline.skops", "xgboost.json"]
-        if name == "xgb"
-        else ["README.md", "musicgenre.json", "pipeline.skops"]
-    )
+    extra = {"xgb": ["xgboost.json"], "lda": ["linear.safetensors"], "logreg": ["linear.safetensors"]}.get(name, [])
+    assert files == sorted(["README.md", "musicgenre.json", "pipeline.skops", *extra])
     loaded = load_model_folder(folder)
     assert np.allclose(loaded.predict_proba(data.X[:20]), model.predict_proba(data.X[:20]), atol=1e-6)
 
 
-def test_untrusted_types_are_refused(data, tmp_path):
+@pytest.mark.parametrize("feature_set", ["invariant", "raw"])
+@pytest.mark.parametrize("name", ["lda", "logreg"])
+def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, feature_set, data, tmp_path, monkeypatch):
+    """On the 627 public rows: the head the folder loads by default is not scikit-learn, and agrees with it to 1e-9."""
+    from musicgenre.linear import LinearHead
+
+    pipe = make_pipeline(name, feature_set=feature_set).fit(data.X, data.y)
+    folder = save_model(ShallowModel(pipe), tmp_path / name)
+    check = json.loads((folder / "musicgenre.json").read_text())["linear_head"]
+    assert check["max_probability_change_on_probe"] <= 1e-9
+    head = load_model_folder(folder)
+    assert isinstance(head.pipeline, LinearHead) and head.pipeline.feature_set == feature_set
+    assert np.abs(head.predict_proba(data.X) - pipe.predict_proba(data.X)).max() <= 1e-9
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
+    assert isinstance(load_model_folder(folder).pipeline, Pipeline)
+
+
+def test_other_pipelines_get_no_head(data, tmp_path):
+    from musicgenre.linear import from_pipeline
+
+    for name in ("svm", "rf", "knn"):
+        assert from_pipeline(make_pipeline(name).fit(data.X, data.y)) is None, name
+
+
+def test_the_bundled_feature_model_gives_the_same_answers_without_scikit_learn(data, monkeypatch):
+    from musicgenre.modelio import resolve_model
+
+    head = resolve_model("bundled:shallow")
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
+    pipeline = resolve_model("bundled:shallow")
+    assert type(head.pipeline).__name__ == "LinearHead" and isinstance(pipeline.pipeline, Pipeline)
+    assert np.abs(head.predict_proba(data.X) - pipeline.predict_proba(data.X)).max() <= 1e-9
+
+
+def test_untrusted_types_are_refused(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")  # the skops file, not the NumPy head beside it
     folder = save_model(ShallowModel(make_pipeline("logreg").fit(data.X, data.y)), tmp_path / "m")
     evil = Pipeline([("x", Untrusted()), *make_pipeline("logreg").steps]).fit(data.X, data.y)
     sio.dump(evil, folder / "pipeline.skops")
@@ -145,8 +177,9 @@ def test_untrusted_types_are_refused(data, tmp_path):
         load_model_folder(tmp_path)
 
 
-def test_scikit_learn_estimators_outside_the_list_are_refused_too(data, tmp_path):
+def test_scikit_learn_estimators_outside_the_list_are_refused_too(data, tmp_path, monkeypatch):
     """skops trusts every scikit-learn estimator by default; here only TRUSTED_TYPES load (skops was imported first)."""
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
     from sklearn.naive_bayes import GaussianNB
 
     folder = save_model(ShallowModel(make_pipeline("lda").fit(data.X, data.y)), tmp_path / "m")
@@ -249,6 +282,10 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
     (good / "musicgenre.json").write_text("{broken")
     with pytest.raises(ModelError, match="damaged or incomplete"):
         load_model_folder(good)
+    linear = save_model(ShallowModel(make_pipeline("lda").fit(data.X, data.y)), tmp_path / "lda")
+    (linear / "linear.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(ModelError, match="damaged or incomplete"):
+        load_model_folder(linear)
     from musicgenre.modelio import resolve_model
 
     with pytest.raises(ModelError, match="not a valid Hub model id"):
@@ -263,7 +300,8 @@ def test_gain_invariant_columns_ignore_the_recording_level():
 
     y = synth(6.0, seed=5)
     gains = (1.0, 2.0, 0.2, 0.02)  # +6 dB to -34 dB
-    raw = np.array([[extract_features(y * g, SR)[c] for c in FEATURE_COLUMNS] for g in gains])
+    rows = [extract_features(y * g, SR) for g in gains]
+    raw = np.array([[row[c] for c in FEATURE_COLUMNS] for row in rows])
     inv = GainInvariant().fit(raw).transform(raw)
     assert inv.shape == (len(gains), len(INVARIANT_COLUMNS))
     assert not np.allclose(raw[0], raw[2], rtol=0.01)  # the table's own columns do move with gain
