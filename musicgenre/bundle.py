@@ -52,8 +52,10 @@ A scikit-learn pipeline over the 57 features of the public GTZAN table (`musicge
 {FEATURE_SET_TEXT[winner["feature_set"]]}, log of the variance (and level-ratio) columns,
 standard scaling, and
 `{winner["model"]}` with {params}. It is applied to audio in
-{30.0:g}-second windows whose probabilities are averaged. Saved with skops; `musicgenre predict`
-loads it without unpickling arbitrary code.
+{30.0:g}-second windows whose probabilities are averaged. Saved with skops (loaded without
+unpickling arbitrary code) and, when the estimator is linear (LDA, logistic regression), also as
+`linear.safetensors`: the same pipeline as arrays, checked against it when saved, which is what
+`musicgenre predict` runs (no scikit-learn import).
 
 ## Data
 GTZAN (Tzanetakis & Cook 2002), public `features_30_sec.csv` rows of the artist-conscious,

@@ -72,7 +72,7 @@ def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
 
 
 def _extract(y: np.ndarray, sr: int) -> dict[str, float]:
-    from musicgenre.medfilt import hpss_medians
+    from musicgenre.medfilt import median_filter_1d
 
     stft = spectral.stft(y, N_FFT, HOP_LENGTH)
     mag = np.abs(stft)
@@ -85,7 +85,8 @@ def _extract(y: np.ndarray, sr: int) -> dict[str, float]:
     onset_env = spectral.onset_strength_median(mel_db, N_FFT, HOP_LENGTH)
 
     # HPSS on the shared STFT: the same masks librosa.effects.hpss builds, one pass.
-    harm_med, perc_med = hpss_medians(mag, HPSS_KERNEL)
+    harm_med = median_filter_1d(mag, HPSS_KERNEL, axis=1)
+    perc_med = median_filter_1d(mag, HPSS_KERNEL, axis=0)
     masks = np.stack([spectral.softmask(harm_med, perc_med), spectral.softmask(perc_med, harm_med)])
     harmonic, percussive = spectral.istft(stft * masks, HOP_LENGTH, len(y), y.dtype)
 

@@ -3,15 +3,12 @@
 HPSS spends most of its time in two 31-tap median filters over the magnitude spectrogram. Pairs
 of neighbouring windows are copied out and sorted, a few rows at a time so that the copies stay
 in the CPU cache: NumPy's vectorised sort of short rows does the rest (0.11 s a filter for a 30 s
-clip), and the two filters of HPSS run in two threads. A compiled running median (numba) is about
-as fast, but loading numba and its cached code costs ~0.9 s per process. Results are
-bit-identical to scipy's ``mode="reflect"``.
+clip). A compiled running median (numba) is about as fast, but loading numba and its cached code
+costs ~0.9 s per process. (Running the two filters of HPSS in two threads measured no clear
+gain.) Results are bit-identical to scipy's ``mode="reflect"``.
 """
 
 from __future__ import annotations
-
-import os
-import threading
 
 import numpy as np
 
@@ -51,28 +48,3 @@ def median_filter_1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
         out[start : start + len(chunk), 0::2] = np.where(view[..., size] <= low, high, low)  # window i lacks the last
         out[start : start + len(chunk), 1::2] = np.where(view[..., 0] <= low, high, low)  # window i+1 the first
     return np.moveaxis(out[:, :n], -1, axis)
-
-
-def hpss_medians(mag: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The harmonic (along time) and percussive (along frequency) median filters of HPSS.
-
-    With more than one core the two run at once: NumPy's copies and sorts release the GIL, so two
-    threads take ~0.55x the time of one.
-    """
-    if (os.cpu_count() or 1) < 2:
-        return median_filter_1d(mag, size, axis=1), median_filter_1d(mag, size, axis=0)
-    result: dict[str, np.ndarray | BaseException] = {}
-
-    def harmonic() -> None:
-        try:
-            result["h"] = median_filter_1d(mag, size, axis=1)
-        except BaseException as exc:  # re-raised in the caller's thread
-            result["h"] = exc
-
-    thread = threading.Thread(target=harmonic, daemon=True)
-    thread.start()
-    percussive = median_filter_1d(mag, size, axis=0)
-    thread.join()
-    if isinstance(result["h"], BaseException):
-        raise result["h"]
-    return result["h"], percussive
