@@ -39,9 +39,7 @@ HOP = 512
 def mel_power(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """(frames, mels) mel power spectrogram (librosa's ``melspectrogram`` defaults, in NumPy); training crops a
     clip's once-computed one."""
-    from musicgenre.features import N_FFT, mel_basis
-
-    return (mel_basis(sr, N_MELS) @ np.abs(spectral.stft(y, N_FFT, HOP)) ** 2).T
+    return spectral.melspectrogram(y, sr, hop=HOP, n_mels=N_MELS).T
 
 
 def to_input(power: np.ndarray) -> np.ndarray:

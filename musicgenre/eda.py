@@ -42,7 +42,6 @@ def _save(fig, path: str | os.PathLike, dpi: int = 90) -> Path:
 def genre_examples(clips: list[Clip], path: str | os.PathLike) -> Path:
     """Waveform and mel-spectrogram of the first clip of each genre present."""
     from musicgenre import spectral
-    from musicgenre.features import N_FFT, mel_basis
 
     first = {}
     for clip in clips:
@@ -55,7 +54,7 @@ def genre_examples(clips: list[Clip], path: str | os.PathLike) -> Path:
         axes[row, 0].plot(t[::50], y[::50], lw=0.4, color=COLOURS[genre])
         axes[row, 0].set_ylabel(genre)
         axes[row, 0].set_xlim(0, t[-1] if len(t) else 1)
-        mel = spectral.power_to_db(mel_basis(SAMPLE_RATE, 64) @ np.abs(spectral.stft(y, N_FFT, 2048)) ** 2, ref=None)
+        mel = spectral.power_to_db(spectral.melspectrogram(y, SAMPLE_RATE, hop=2048, n_mels=64), ref=None)
         axes[row, 1].imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, t[-1] if len(t) else 1, 0, 64))
         axes[row, 1].set_ylabel("mel band")
         axes[row, 0].set_title(f"{first[genre].track}: waveform" if row == 0 else first[genre].track, fontsize=8, loc="left")

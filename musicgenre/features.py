@@ -12,8 +12,6 @@ and ``musicgenre features --librosa`` uses.
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
 from musicgenre import spectral
@@ -41,12 +39,6 @@ FEATURE_COLUMNS: list[str] = (
     + [f"mfcc{i}_{stat}" for i in range(1, N_MFCC + 1) for stat in ("mean", "var")]
 )
 TABLE_COLUMNS: list[str] = ["filename", "length", *FEATURE_COLUMNS, "label"]
-
-
-@cache
-def mel_basis(sr: int = SAMPLE_RATE, n_mels: int = 128) -> np.ndarray:
-    """librosa's default mel filter bank for n_fft 2048 (the features' and the CNN's), built once per process."""
-    return spectral.mel_filters(sr, N_FFT, n_mels)
 
 
 def _summarise(frames: dict[str, np.ndarray], tempo: float, mfcc: np.ndarray) -> dict[str, float]:
@@ -80,7 +72,7 @@ def _extract(y: np.ndarray, sr: int) -> dict[str, float]:
     freq = spectral.fft_frequencies(sr, N_FFT)
 
     centroid = spectral.spectral_centroid(mag, freq)
-    mel_db = spectral.power_to_db(mel_basis(sr) @ power)
+    mel_db = spectral.power_to_db(spectral.mel_filters(sr, N_FFT) @ power)
     # librosa.beat.beat_track's envelope (median over mel bands): its tempo is the table's.
     onset_env = spectral.onset_strength_median(mel_db, N_FFT, HOP_LENGTH)
 

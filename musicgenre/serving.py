@@ -201,11 +201,10 @@ def mel_spectrogram_db(samples: np.ndarray, sr: int, n_mels: int = 128) -> tuple
     """Log-mel spectrogram (dB re max) of a clip for display, at 22,050 Hz; returns (S_db, sr, hop)."""
     from musicgenre import spectral
     from musicgenre.audio import resample
-    from musicgenre.features import N_FFT, mel_basis
 
     samples = resample(samples, sr, MEL_SAMPLE_RATE)
     hop = 512 if len(samples) <= 120 * MEL_SAMPLE_RATE else 2048  # long clips: fewer columns to draw
-    mel = mel_basis(MEL_SAMPLE_RATE, n_mels) @ np.abs(spectral.stft(samples, N_FFT, hop)) ** 2
+    mel = spectral.melspectrogram(samples, MEL_SAMPLE_RATE, hop=hop, n_mels=n_mels)
     return spectral.power_to_db(mel, ref=None), MEL_SAMPLE_RATE, hop
 
 

@@ -13,6 +13,8 @@ Shapes follow librosa: spectrograms are ``(bins, frames)``.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 
@@ -117,8 +119,11 @@ def mel_frequencies(sr: float, n: int) -> np.ndarray:
     return mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([sr / 2.0]))[0], n))
 
 
+@cache
 def mel_filters(sr: float, n_fft: int, n_mels: int = 128) -> np.ndarray:
-    """``librosa.filters.mel`` with its defaults (0 Hz to sr/2, Slaney scale and area normalisation), float32."""
+    """``librosa.filters.mel`` with its defaults (0 Hz to sr/2, Slaney scale and area normalisation), float32.
+
+    Built once per process and shape, and read-only since it is shared."""
     fftfreqs = fft_frequencies(sr, n_fft)
     mel_f = mel_frequencies(sr, n_mels + 2)
     fdiff = np.diff(mel_f)
@@ -127,7 +132,13 @@ def mel_filters(sr: float, n_fft: int, n_mels: int = 128) -> np.ndarray:
     for i in range(n_mels):
         weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
     weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    weights.setflags(write=False)
     return weights
+
+
+def melspectrogram(y: np.ndarray, sr: float, n_fft: int = 2048, hop: int = 512, n_mels: int = 128) -> np.ndarray:
+    """``librosa.feature.melspectrogram(y=y)``: (mels, frames) mel power spectrogram."""
+    return mel_filters(sr, n_fft, n_mels) @ np.abs(stft(y, n_fft, hop)) ** 2
 
 
 def power_to_db(S: np.ndarray, ref: float | None = 1.0, top_db: float = 80.0) -> np.ndarray:  # noqa: N803
