@@ -21,12 +21,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import gradio as gr
 import pandas as pd
 
 from musicgenre.args import parse_dataclasses
 from musicgenre.audio import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
+from musicgenre.gradio_import import import_gradio
 from musicgenre.malloc import limit_malloc_arenas
 from musicgenre.serving import (
     DEFAULT_MODEL_ID,
@@ -41,6 +41,8 @@ from musicgenre.serving import (
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+gr = import_gradio()  # `import gradio` without its ~3 s of rewriting its own type stubs
 
 log = logging.getLogger("musicgenre.app")
 COMPARE = "all models, side by side"

@@ -1,13 +1,14 @@
 """Start-up as a user waits for it: whole-process wall time and peak memory, this checkout against a baseline.
 
-    python benchmarks/startup.py                      # this checkout and the commit before the start-up work
-    python benchmarks/startup.py --baseline none      # this checkout only
+    python benchmarks/startup.py                          # this checkout and the commit before the start-up work
+    python benchmarks/startup.py --baselines 0b59797 a26afb1   # ... and a later commit too
+    python benchmarks/startup.py --baselines none         # this checkout only
 
 Each command runs once to warm the caches (page cache, numba's compiled code), then ``--runs``
 times; the median is reported. Commands: ``musicgenre --help``, ``musicgenre predict`` of one 30 s
 clip with the default and with each bundled model, and the app from launch to its first answered ``/predict`` (offline:
-the bundled models), with its memory once idle after that answer. The baseline is a copy of
-``--baseline`` (a git revision) run with the same interpreter and packages. Writes
+the bundled models), with its memory once idle after that answer. Each baseline is a copy of
+a git revision (``--baselines``) run with the same interpreter and packages. Writes
 ``benchmarks/startup.json`` and prints both side by side. Numbers are recorded, never asserted.
 """
 
@@ -41,7 +42,9 @@ TARGETS = {
 
 @dataclass
 class Arguments:
-    baseline: str = field(default="0b59797", metadata={"help": "git revision to compare with ('none': skip)"})
+    baselines: list[str] = field(
+        default_factory=lambda: ["0b59797"], metadata={"help": "git revisions to compare with ('none': none)"}
+    )
     clip: str | None = field(default=None, metadata={"help": "a 30 s clip (default: a synthetic one)"})
     runs: int = field(default=5, metadata={"help": "timed runs per command, after one warm-up"})
     app: bool = field(default=True, metadata={"help": "also time the app (about 30 s a run)"})
@@ -156,9 +159,9 @@ def main() -> None:
 
             clip = str(Path(tmp) / "clip.wav")
             sf.write(clip, example_clip(30.0), 22050)
-        sources = {"after": ROOT}
-        if args.baseline != "none":
-            sources = {f"before ({args.baseline})": _checkout(args.baseline, Path(tmp) / "baseline"), **sources}
+        revisions = [r for r in args.baselines if r != "none"]
+        sources = {f"before ({r})": _checkout(r, Path(tmp) / f"baseline-{r}") for r in revisions}
+        sources["after"] = ROOT
         results = {}
         for label, source in sources.items():
             print(f"{label}: {source}", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def _add(models: dict, notices: list[str], spec: str, online: bool, name: str | 
 
 @dataclass
 class ModelResult:
-    """One model's answer for one clip: per-window probabilities and how long it took."""
+    """One model's answer for one clip: per-window probabilities and how long it took (wall time, shared cores)."""
 
     name: str
     labels: list[str]
@@ -172,18 +173,31 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
 
     The clip is decoded at 22,050 Hz: GTZAN's rate, what the feature and CNN models and the
     mel-spectrogram use as is; a 16 kHz transformer or the probe resamples it once more.
+    Several models run at the same time, one thread each: the feature model's NumPy work is
+    mostly one core, the networks' runtimes use the others and release the GIL, so comparing
+    all three bundled models takes about as long as the slowest (``benchmarks/startup.py``).
     The first pretrained probe among ``models`` also reports its tagger's top tags ("what the
     pretrained tagger hears"), from the same pass that classifies.
     """
     audio = load_audio(path, sr=MEL_SAMPLE_RATE, max_seconds=max_seconds)
-    results, tags = [], None
-    for name, model in models.items():
+
+    def run(item: tuple[str, GenreModel]) -> tuple[ModelResult, np.ndarray | None]:
+        name, model = item
         start = time.perf_counter()
         samples = prepare_audio(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, None).samples
         probs, tag_probs = window_outputs(model, samples)
-        if tags is None and tag_probs is not None:
+        return ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start), tag_probs
+
+    if len(models) == 1:
+        outputs = [run(next(iter(models.items())))]
+    else:
+        with ThreadPoolExecutor(len(models), thread_name_prefix="musicgenre-model") as pool:
+            outputs = list(pool.map(run, models.items()))  # display order; the first failure is raised
+    results, tags = [result for result, _ in outputs], None
+    for model, (_, tag_probs) in zip(models.values(), outputs, strict=True):
+        if tag_probs is not None:
             tags = model.top_tags(tag_probs.mean(axis=0), TOP_TAGS)
-        results.append(ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start))
+            break
     return Analysis(
         str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples,
         audio.sample_rate, tags,

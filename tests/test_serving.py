@@ -68,6 +68,15 @@ def test_analyse_all_models_window_by_window(models, tmp_path):
     assert len(out["tags"]) == 10 and probabilities == sorted(probabilities, reverse=True) and 0 <= min(probabilities)
 
 
+def test_models_run_side_by_side_answer_as_each_alone(models, tmp_path):
+    """``analyse`` runs the models in threads at once: each answers exactly as when it runs by itself."""
+    path = write_audio(tmp_path / "song.wav", seconds=31.0)
+    together = {r.name: r.window_probs for r in analyse(path, models.select("all")).results}
+    for name in models.models:
+        (alone,) = analyse(path, models.select(name)).results
+        np.testing.assert_allclose(together[name], alone.window_probs, rtol=0, atol=1e-6, err_msg=name)
+
+
 def test_one_model_and_unknown_names(models, tmp_path):
     path = write_audio(tmp_path / "song.ogg", seconds=8.0)
     analysis = analyse(path, models.select(BUNDLED_NAME))
