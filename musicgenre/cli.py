@@ -1,4 +1,4 @@
-"""The ``musicgenre`` command: features, predict, evaluate, demo."""
+"""The ``musicgenre`` command: features, predict, evaluate, robustness, demo."""
 
 from __future__ import annotations
 
@@ -97,6 +97,31 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    """How often the model's top genre survives each degradation of each file (no labels needed)."""
+    from musicgenre.atomic import atomic_open
+    from musicgenre.data import find_audio_files
+    from musicgenre.degradations import select
+    from musicgenre.modelio import resolve_model
+    from musicgenre.robustness import stability
+
+    files = find_audio_files(args.inputs)
+    if not files:
+        raise MusicGenreError(f"no audio files in {' '.join(args.inputs)}")
+    degradations, notices = select(args.degradations)
+    for notice in notices:
+        print(f"musicgenre: {notice}", file=sys.stderr)
+    report = stability(resolve_model(args.model, args.revision), args.model, files, degradations, args.seed, args.max_seconds)
+    report.notices = notices
+    if args.out:
+        with atomic_open(args.out) as f:
+            f.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    print(report.table())
+    for path, why in report.failed.items():
+        print(f"musicgenre: {path}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Write a synthetic clip and classify it with the bundled model: a smoke test of the whole chain."""
     import tempfile
@@ -187,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default=None, help="CSV in the public GTZAN schema; its label column is the truth")
     p.add_argument("--audio", default=None, help="a GTZAN-like folder: the genre comes from each file's folder or name")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "robustness",
+        help="how often the top genre survives MP3, a phone line, noise, pitch... (no labels needed)",
+        description="Classifies each file clean and under each degradation and prints, per degradation, the share "
+        "of files whose top genre did not change. Needs the robustness extra (pedalboard); AAC and Opus need ffmpeg. "
+        "Exit status 1 if any file could not be classified.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+    p.add_argument("--model", default="bundled", help="as for predict (default: bundled)")
+    p.add_argument("--revision", default=None, help="Hub revision for a Hub id")
+    p.add_argument("--degradations", nargs="+", default=None, metavar="NAME", help="default: all of them")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.add_argument("--out", default=None, help="also write the per-file results as JSON here")
+    p.add_argument(
+        "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
+    )
+    p.set_defaults(func=_robustness)
 
     p = sub.add_parser("demo", help="classify a synthetic clip with the bundled model (a smoke test)")
     p.add_argument("--out", default=None, help="where to write the synthetic WAV")

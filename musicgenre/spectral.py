@@ -281,7 +281,7 @@ def onset_strength_median(mel_db: np.ndarray, n_fft: int, hop: int) -> np.ndarra
     return onset[: mel_db.shape[-1]]
 
 
-def _next_fast_len(n: int) -> int:
+def next_fast_len(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (``scipy.fft.next_fast_len(n, real=True)``)."""
     best = n
     while True:
@@ -301,7 +301,7 @@ def tempo(onset: np.ndarray, sr: float, hop: int, start_bpm: float = 120.0, ac_s
     n = onset.shape[-1]
     padded = np.pad(onset, win // 2, mode="linear_ramp", end_values=[0, 0])
     odf = frame(padded, win, 1)[:, :n] * hann(win)[:, None]
-    n_pad = _next_fast_len(2 * win - 1)
+    n_pad = next_fast_len(2 * win - 1)
     spectrum = np.fft.rfft(odf, n=n_pad, axis=0)
     autocorr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_pad, axis=0)[:win]
     tg = np.mean(normalize(autocorr, norm=np.inf, axis=0), axis=-1)

@@ -42,7 +42,7 @@ def test_hann_is_scipys_periodic_window(n):
 
 
 def test_next_fast_len_is_scipys():
-    assert [spectral._next_fast_len(n) for n in range(1, 3000)] == [scipy.fft.next_fast_len(n, real=True) for n in range(1, 3000)]
+    assert [spectral.next_fast_len(n) for n in range(1, 3000)] == [scipy.fft.next_fast_len(n, real=True) for n in range(1, 3000)]
 
 
 @pytest.mark.parametrize(("sr", "n_fft", "n_mels"), [(22050, 2048, 128), (22050, 2048, 64), (16000, 512, 96)])

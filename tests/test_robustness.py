@@ -1,0 +1,52 @@
+"""`musicgenre robustness FOLDER`: the top genre's stability under each degradation, on real files, no labels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli, write_audio
+
+from musicgenre.degradations import select
+from musicgenre.modelio import resolve_model
+from musicgenre.robustness import stability
+
+pytest.importorskip("pedalboard", reason="the degradations need pedalboard (the robustness extra)")
+
+
+def test_stability_counts_what_the_files_say(mini_clips):
+    clips = [c for c in mini_clips if c.name.startswith(("metal.", "classical."))][:3]
+    degradations, _ = select(["clean", "mp3_64k", "phone", "excerpt_5s"])
+    report = stability(resolve_model("bundled:shallow"), "bundled:shallow", clips, degradations)
+    assert report.degradations == ["mp3_64k", "phone", "excerpt_5s"]  # clean is the reference, not a condition
+    assert len(report.files) == len(clips) and not report.failed
+    for name, row in report.unchanged().items():
+        same = [f["degraded"][name] == f["clean"] for f in report.files]
+        assert row == {"unchanged": round(sum(same) / len(same), 4), "n": len(clips)}
+    assert "| phone |" in report.table()
+
+
+def test_the_command_on_a_folder_with_a_bad_file(tmp_path):
+    folder = tmp_path / "my music"
+    folder.mkdir()
+    for i in range(2):
+        write_audio(folder / f"song{i}.wav", seconds=8.0, seed=i)
+    (folder / "broken.mp3").write_bytes(b"ID3" + bytes(300))
+    out = tmp_path / "stability.json"
+    result = run_cli("robustness", str(folder), "--model", "bundled:shallow", "--degradations", "pink_10db", "gain_-30db",
+                     "--out", str(out))  # fmt: skip
+    assert result.returncode == 1, result.stderr  # a file failed, after the others were measured
+    assert "broken.mp3" in result.stderr and "| pink_10db |" in result.stdout
+    record = json.loads(out.read_text())
+    assert record["files"] == 2 and list(record["stability"]) == ["pink_10db", "gain_-30db"]
+    assert all(r["n"] == 2 and 0 <= r["unchanged"] <= 1 for r in record["stability"].values())
+    assert list(record["failed"]) == [str(folder / "broken.mp3")]
+
+
+def test_unknown_degradations_and_empty_folders_are_clear_errors(tmp_path):
+    write_audio(tmp_path / "a.wav", seconds=3.0)
+    result = run_cli("robustness", str(tmp_path), "--degradations", "underwater")
+    assert result.returncode == 2 and "unknown degradation" in result.stderr and "mp3_64k" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = run_cli("robustness", str(tmp_path / "empty"))
+    assert result.returncode == 2 and "no audio files" in result.stderr
