@@ -159,8 +159,8 @@ def main() -> None:
 
             clip = str(Path(tmp) / "clip.wav")
             sf.write(clip, example_clip(30.0), 22050)
-        revisions = [r for r in args.baselines if r != "none"]
-        sources = {f"before ({r})": _checkout(r, Path(tmp) / f"baseline-{r}") for r in revisions}
+        revisions = list(dict.fromkeys(r for r in args.baselines if r != "none"))  # each once, in order
+        sources = {f"before ({r})": _checkout(r, Path(tmp) / f"baseline-{i}") for i, r in enumerate(revisions)}
         sources["after"] = ROOT
         results = {}
         for label, source in sources.items():

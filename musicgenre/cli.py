@@ -119,7 +119,9 @@ def _robustness(args: argparse.Namespace) -> int:
     print(report.table())
     for path, why in report.failed.items():
         print(f"musicgenre: {path}: {why}", file=sys.stderr)
-    return 1 if report.failed else 0
+    for line in report.errors():
+        print(f"musicgenre: {line}", file=sys.stderr)
+    return 1 if report.failed or report.errors() else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -218,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often the top genre survives MP3, a phone line, noise, pitch... (no labels needed)",
         description="Classifies each file clean and under each degradation and prints, per degradation, the share "
         "of files whose top genre did not change. Needs the robustness extra (pedalboard); AAC and Opus need ffmpeg. "
-        "Exit status 1 if any file could not be classified.",
+        "Exit status 1 if any file, clean or degraded, could not be classified.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
     p.add_argument("--model", default="bundled", help="as for predict (default: bundled)")

@@ -51,6 +51,11 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return np.pad(y[:n], (0, max(0, n - len(y))))
 
 
+def _below_nyquist(hz: float, sr: int) -> float:
+    """A filter cut-off kept below 0.45 x the rate: at Nyquist a first-order filter degenerates."""
+    return min(hz, 0.45 * sr)
+
+
 def _board(y: np.ndarray, sr: int, plugins: list) -> np.ndarray:
     pb = _pedalboard()
     return pb.Pedalboard(plugins)(y[None], sr)[0]
@@ -67,7 +72,10 @@ def mp3(kbps: int) -> Callable:
         with AudioFile(encoded, "w", sr, 1, format="mp3", quality=kbps) as f:
             f.write(y[None])
         with AudioFile(io.BytesIO(encoded.getvalue())) as f:
-            decoded = f.read(f.frames)[0]
+            parts = []
+            while f.tell() < f.frames:  # an MP3's frame count can be an estimate until the file is read
+                parts.append(f.read(f.frames - f.tell())[0])
+        decoded = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return _fit(decoded[MP3_DELAY:], len(y))
 
     _pedalboard()
@@ -92,7 +100,10 @@ def ffmpeg_codec(codec: str, kbps: int, container: str) -> Callable:
 
 
 def _ffmpeg(cmd: list[str], stdin: bytes | None = None) -> bytes:
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=300)
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise DegradationError(f"ffmpeg took over 300 s: {' '.join(cmd[:8])} ...") from None
     if proc.returncode:
         raise DegradationError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-500:]}")
     return proc.stdout
@@ -120,11 +131,11 @@ def laptop_to_phone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndar
     """Played through a laptop speaker (no bass below ~250 Hz, little above ~8 kHz) in a room with some noise
     (25 dB down), recorded by a phone (its own roll-off)."""
     pb = _pedalboard()
-    speaker = [pb.HighpassFilter(250), pb.HighpassFilter(250), pb.LowpassFilter(8000), pb.Distortion(drive_db=3)]
+    speaker = [pb.HighpassFilter(250), pb.HighpassFilter(250), pb.LowpassFilter(_below_nyquist(8000, sr)), pb.Distortion(3)]
     room = [pb.Reverb(room_size=0.4, damping=0.6, wet_level=0.25, dry_level=0.75)]
     heard = _board(y, sr, [*speaker, *room])
     heard = add_noise(heard, pink_noise(len(heard), rng), 25.0)
-    return _board(heard, sr, [pb.HighpassFilter(100), pb.HighpassFilter(100), pb.LowpassFilter(7000)])
+    return _board(heard, sr, [pb.HighpassFilter(100), pb.HighpassFilter(100), pb.LowpassFilter(_below_nyquist(7000, sr))])
 
 
 # --- noise -----------------------------------------------------------------------------------------
@@ -166,7 +177,10 @@ def add_noise(y: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     signal = float(np.mean(np.square(y, dtype=np.float64)))
     if signal == 0:
         return y.copy()
-    scale = np.sqrt(signal / (float(np.mean(np.square(noise, dtype=np.float64))) * 10 ** (snr_db / 10)))
+    power = float(np.mean(np.square(noise, dtype=np.float64)))
+    if power == 0:  # e.g. babble whose talkers all pause through a very short clip
+        raise DegradationError("the generated noise is silent over this clip; it is too short to mix noise into")
+    scale = np.sqrt(signal / (power * 10 ** (snr_db / 10)))
     return (y + scale * noise).astype(np.float32)
 
 
@@ -233,6 +247,7 @@ class Degradation:
     description: str
     make: Callable[[], Callable[[np.ndarray, int, np.random.Generator], np.ndarray]]
     requires: str | None = None
+    pedalboard: bool = True  # False: NumPy or ffmpeg alone
 
     def available(self) -> bool:
         return self.requires is None or shutil.which(self.requires) is not None
@@ -251,36 +266,41 @@ class Degradation:
 DEGRADATIONS: dict[str, Degradation] = {
     d.name: d
     for d in [
-        Degradation("clean", "the clip as it is", lambda: _identity),
+        Degradation("clean", "the clip as it is", lambda: _identity, pedalboard=False),
         Degradation("mp3_128k", "MP3, 128 kbps (LAME)", lambda: mp3(128)),
         Degradation("mp3_64k", "MP3, 64 kbps (LAME)", lambda: mp3(64)),
-        Degradation("aac_48k", "AAC, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("aac", 48, "m4a"), "ffmpeg"),
-        Degradation("opus_48k", "Opus, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("libopus", 48, "ogg"), "ffmpeg"),
+        Degradation("aac_48k", "AAC, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("aac", 48, "m4a"), "ffmpeg", pedalboard=False),
+        Degradation("opus_48k", "Opus, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("libopus", 48, "ogg"), "ffmpeg", pedalboard=False),
         Degradation("phone", "a mobile call: 300-3,400 Hz at 8 kHz, GSM full rate, mild distortion", lambda: phone),
         Degradation("reverb", "a medium room's reverb", lambda: reverb),
         Degradation("laptop_to_phone", "played on a laptop speaker in a room, recorded by a phone", lambda: laptop_to_phone),
-        Degradation("pink_20db", "pink noise at 20 dB SNR", lambda: noise("pink", 20.0)),
-        Degradation("pink_10db", "pink noise at 10 dB SNR", lambda: noise("pink", 10.0)),
-        Degradation("babble_20db", "speech-shaped babble (synthetic) at 20 dB SNR", lambda: noise("babble", 20.0)),
-        Degradation("babble_10db", "speech-shaped babble (synthetic) at 10 dB SNR", lambda: noise("babble", 10.0)),
+        Degradation("pink_20db", "pink noise at 20 dB SNR", lambda: noise("pink", 20.0), pedalboard=False),
+        Degradation("pink_10db", "pink noise at 10 dB SNR", lambda: noise("pink", 10.0), pedalboard=False),
+        Degradation("babble_20db", "synthetic speech-shaped babble, 20 dB SNR", lambda: noise("babble", 20.0), pedalboard=False),
+        Degradation("babble_10db", "synthetic speech-shaped babble, 10 dB SNR", lambda: noise("babble", 10.0), pedalboard=False),
         Degradation("gain_-30db", "30 dB quieter", lambda: gain(-30.0)),
         Degradation("gain_+12db_clipped", "12 dB louder, clipped at full scale", lambda: gain(12.0, clip=True)),
         Degradation("pitch_+1", "one semitone higher (tempo kept)", lambda: pitch(1.0)),
         Degradation("pitch_-1", "one semitone lower (tempo kept)", lambda: pitch(-1.0)),
         Degradation("tempo_+5%", "5% faster (pitch kept)", lambda: tempo(1.05)),
-        Degradation("tempo_-5%", "5% slower (pitch kept)", lambda: tempo(1 / 1.05)),
-        Degradation("excerpt_10s", "the middle 10 s", lambda: excerpt(10.0)),
-        Degradation("excerpt_5s", "the middle 5 s", lambda: excerpt(5.0)),
+        Degradation("tempo_-5%", "5% slower (pitch kept)", lambda: tempo(0.95)),
+        Degradation("excerpt_10s", "the middle 10 s", lambda: excerpt(10.0), pedalboard=False),
+        Degradation("excerpt_5s", "the middle 5 s", lambda: excerpt(5.0), pedalboard=False),
     ]
 }
 
 
 def select(names: list[str] | None = None) -> tuple[list[Degradation], list[str]]:
-    """The degradations named (all by default) that can run here, and a notice for each that cannot."""
+    """The degradations named (all by default) that can run here, and a notice for each that cannot (no ffmpeg).
+
+    Raises ``DegradationError`` for unknown names, or when pedalboard is missing and a chosen one needs it.
+    """
     names = names or list(DEGRADATIONS)
     unknown = [n for n in names if n not in DEGRADATIONS]
     if unknown:
         raise DegradationError(f"unknown degradation(s) {unknown}; choose from {', '.join(DEGRADATIONS)}")
     chosen = [DEGRADATIONS[n] for n in names]
+    if any(d.pedalboard for d in chosen):
+        _pedalboard()  # a clear DegradationError now, not one per file later
     notices = [f"skipped {d.name}: needs {d.requires}, which is not installed" for d in chosen if not d.available()]
     return [d for d in chosen if d.available()], notices

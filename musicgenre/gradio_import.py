@@ -7,7 +7,7 @@ developers and custom-component authors; the wheel already ships the stubs. It i
 ``import gradio`` (6.31.0 on 2 cores: 6.2 s, 2.9 s without it; ``benchmarks/startup.py``) and a
 write into site-packages at every start. PyInstaller builds of Gradio apps and the AUTOMATIC1111
 web UI replace it with a no-op too; so does this module, for this process only, before Gradio's
-components are defined. Nothing else in Gradio calls it.
+components are defined (``gradio.blocks_events``, which imports the name later, gets the no-op too).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 PATCHED_MODULE = "gradio.component_meta"
 
 
-def _no_stub(component_class: type, class_name: str, events: list) -> None:
+def _no_stub(*args: object, **kwargs: object) -> None:
     """Stand-in for ``create_or_modify_pyi``: leave the shipped ``.pyi`` stubs as they are."""
 
 

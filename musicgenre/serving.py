@@ -188,8 +188,8 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
         probs, tag_probs = window_outputs(model, samples)
         return ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start), tag_probs
 
-    if len(models) == 1:
-        outputs = [run(next(iter(models.items())))]
+    if len(models) <= 1:
+        outputs = [run(item) for item in models.items()]
     else:
         with ThreadPoolExecutor(len(models), thread_name_prefix="musicgenre-model") as pool:
             outputs = list(pool.map(run, models.items()))  # display order; the first failure is raised

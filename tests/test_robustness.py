@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import run_cli, write_audio
 
-from musicgenre.degradations import select
+from musicgenre.degradations import Degradation, select
 from musicgenre.modelio import resolve_model
 from musicgenre.robustness import stability
 
@@ -15,15 +15,31 @@ pytest.importorskip("pedalboard", reason="the degradations need pedalboard (the 
 
 
 def test_stability_counts_what_the_files_say(mini_clips):
-    clips = [c for c in mini_clips if c.name.startswith(("metal.", "classical."))][:3]
-    degradations, _ = select(["clean", "mp3_64k", "phone", "excerpt_5s"])
-    report = stability(resolve_model("bundled:shallow"), "bundled:shallow", clips, degradations)
-    assert report.degradations == ["mp3_64k", "phone", "excerpt_5s"]  # clean is the reference, not a condition
-    assert len(report.files) == len(clips) and not report.failed
-    for name, row in report.unchanged().items():
-        same = [f["degraded"][name] == f["clean"] for f in report.files]
-        assert row == {"unchanged": round(sum(same) / len(same), 4), "n": len(clips)}
-    assert "| phone |" in report.table()
+    """An identity keeps every genre; swapping in one fixed clip keeps only the files that already had its genre."""
+    from musicgenre.audio import load_audio
+    from musicgenre.predict import predict_file
+    from musicgenre.robustness import DEGRADE_RATE
+
+    model = resolve_model("bundled:shallow")
+    clips = [c for c in mini_clips if c.name.startswith(("metal.", "classical."))][:4]
+    other = next(c for c in mini_clips if c.name.startswith("classical."))
+    swapped = load_audio(other, sr=DEGRADE_RATE).samples
+    conditions = [
+        Degradation("clean", "reference", lambda: lambda y, sr, rng: y.copy()),
+        Degradation("same", "identity", lambda: lambda y, sr, rng: y.copy()),
+        Degradation("swap", "another clip", lambda: lambda y, sr, rng: swapped.copy()),
+        *select(["excerpt_5s"])[0],
+    ]
+    report = stability(model, "bundled:shallow", clips, conditions)
+    assert report.degradations == ["same", "swap", "excerpt_5s"]  # clean is the reference, not a condition
+    assert len(report.files) == len(clips) and not report.failed and not report.errors()
+    clean = [predict_file(model, c)["genre"] for c in clips]
+    assert [f["clean"] for f in report.files] == clean
+    shares = report.unchanged()
+    assert shares["same"] == {"unchanged": 1.0, "n": len(clips)}
+    target = predict_file(model, other)["genre"]
+    assert shares["swap"]["unchanged"] == pytest.approx(sum(g == target for g in clean) / len(clips), abs=1e-4)
+    assert "| swap |" in report.table()
 
 
 def test_the_command_on_a_folder_with_a_bad_file(tmp_path):
