@@ -164,6 +164,11 @@ def _time_axis(y: np.ndarray) -> int:
     return 0 if y.ndim == 1 or y.shape[0] >= y.shape[1] else 1
 
 
+def fix_length(y: np.ndarray, n: int) -> np.ndarray:
+    """``y`` cut or zero-padded at the end to ``n`` samples (``librosa.util.fix_length``)."""
+    return np.pad(y[:n], (0, max(0, n - len(y))))
+
+
 def resample(y: np.ndarray, sr: float, target_sr: float) -> np.ndarray:
     """``librosa.resample``'s default: soxr at high quality, length fixed to ceil(n * target_sr / sr)."""
     if sr == target_sr:
@@ -172,7 +177,7 @@ def resample(y: np.ndarray, sr: float, target_sr: float) -> np.ndarray:
 
     n = int(np.ceil(y.shape[-1] * float(target_sr) / sr))
     out = soxr.resample(y, sr, target_sr, quality="soxr_hq")
-    return np.asarray(np.pad(out, (0, max(0, n - len(out))))[:n], dtype=y.dtype)
+    return np.asarray(fix_length(out, n), dtype=y.dtype)
 
 
 def prepare_audio(

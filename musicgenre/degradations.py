@@ -27,11 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio import resample
+from musicgenre.audio import fix_length, resample
 from musicgenre.errors import AudioError, MusicGenreError
 
 MP3_DELAY = 1105  # LAME's encoder (576) plus decoder (529) delay in samples, trimmed after the round trip
 PHONE_RATE = 8000  # narrow-band telephony: GSM, AMR-NB
+
+
+Transform = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]  # (mono audio, rate, rng) -> audio
 
 
 class DegradationError(MusicGenreError):
@@ -44,11 +47,6 @@ def _pedalboard():
     except ImportError:
         raise DegradationError("degradations need pedalboard: pip install 'musicgenre[robustness]'") from None
     return pedalboard
-
-
-def _fit(y: np.ndarray, n: int) -> np.ndarray:
-    """``y`` cut or zero-padded to ``n`` samples (codec round trips add or drop a few)."""
-    return np.pad(y[:n], (0, max(0, n - len(y))))
 
 
 def _below_nyquist(hz: float, sr: int) -> float:
@@ -64,7 +62,7 @@ def _board(y: np.ndarray, sr: int, plugins: list) -> np.ndarray:
 # --- codecs ---------------------------------------------------------------------------------------
 
 
-def mp3(kbps: int) -> Callable:
+def mp3(kbps: int) -> Transform:
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         from pedalboard.io import AudioFile
 
@@ -76,13 +74,12 @@ def mp3(kbps: int) -> Callable:
             while f.tell() < f.frames:  # an MP3's frame count can be an estimate until the file is read
                 parts.append(f.read(f.frames - f.tell())[0])
         decoded = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return _fit(decoded[MP3_DELAY:], len(y))
+        return fix_length(decoded[MP3_DELAY:], len(y))
 
-    _pedalboard()
     return apply
 
 
-def ffmpeg_codec(codec: str, kbps: int, container: str) -> Callable:
+def ffmpeg_codec(codec: str, kbps: int, container: str) -> Transform:
     """A round trip through ffmpeg's encoder ``codec`` (e.g. ``aac``, ``libopus``); containers trim the priming."""
 
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +91,7 @@ def ffmpeg_codec(codec: str, kbps: int, container: str) -> Callable:
                 encode += ["-ar", "48000"]  # Opus codes at 48 kHz; the decode below resamples back
             _ffmpeg([*encode, str(path)], y.astype("<f4").tobytes())
             out = _ffmpeg(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), *raw, "pipe:1"])
-        return _fit(np.frombuffer(out, dtype="<f4"), len(y))
+        return fix_length(np.frombuffer(out, dtype="<f4"), len(y))
 
     return apply
 
@@ -118,7 +115,7 @@ def phone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     narrow = resample(y, sr, PHONE_RATE)
     band = [pb.HighpassFilter(300), pb.HighpassFilter(300), pb.LowpassFilter(3400), pb.LowpassFilter(3400)]
     narrow = _board(narrow, PHONE_RATE, [*band, pb.GSMFullRateCompressor(), pb.Distortion(drive_db=6)])
-    return _fit(resample(narrow, PHONE_RATE, sr), len(y))  # soxr's steep filter: nothing above 4 kHz
+    return fix_length(resample(narrow, PHONE_RATE, sr), len(y))  # soxr's steep filter: nothing above 4 kHz
 
 
 def reverb(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -184,7 +181,7 @@ def add_noise(y: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return (y + scale * noise).astype(np.float32)
 
 
-def noise(kind: str, snr_db: float) -> Callable:
+def noise(kind: str, snr_db: float) -> Transform:
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         source = pink_noise(len(y), rng) if kind == "pink" else babble(len(y), sr, rng)
         return add_noise(y, source, snr_db)
@@ -195,7 +192,7 @@ def noise(kind: str, snr_db: float) -> Callable:
 # --- level, pitch, tempo, length -------------------------------------------------------------------
 
 
-def gain(db: float, clip: bool = False) -> Callable:
+def gain(db: float, clip: bool = False) -> Transform:
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         pb = _pedalboard()
         return _board(y, sr, [pb.Gain(db), *([pb.Clipping(threshold_db=0.0)] if clip else [])])
@@ -203,15 +200,15 @@ def gain(db: float, clip: bool = False) -> Callable:
     return apply
 
 
-def pitch(semitones: float) -> Callable:
+def pitch(semitones: float) -> Transform:
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         pb = _pedalboard()
-        return _fit(pb.time_stretch(y[None], sr, 1.0, pitch_shift_in_semitones=semitones)[0], len(y))
+        return fix_length(pb.time_stretch(y[None], sr, 1.0, pitch_shift_in_semitones=semitones)[0], len(y))
 
     return apply
 
 
-def tempo(factor: float) -> Callable:
+def tempo(factor: float) -> Transform:
     """Played ``factor`` times as fast, pitch kept (the clip gets shorter or longer)."""
 
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -221,7 +218,7 @@ def tempo(factor: float) -> Callable:
     return apply
 
 
-def excerpt(seconds: float) -> Callable:
+def excerpt(seconds: float) -> Transform:
     """The middle ``seconds`` of the clip (all of it if shorter)."""
 
     def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -245,7 +242,7 @@ class Degradation:
 
     name: str
     description: str
-    make: Callable[[], Callable[[np.ndarray, int, np.random.Generator], np.ndarray]]
+    transform: Transform
     requires: str | None = None
     pedalboard: bool = True  # False: NumPy or ffmpeg alone
 
@@ -260,32 +257,32 @@ class Degradation:
         if not self.available():
             raise DegradationError(f"{self.name} needs {self.requires}, which is not installed")
         rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
-        return np.ascontiguousarray(self.make()(y, sr, rng), dtype=np.float32)
+        return np.ascontiguousarray(self.transform(y, sr, rng), dtype=np.float32)
 
 
 DEGRADATIONS: dict[str, Degradation] = {
     d.name: d
     for d in [
-        Degradation("clean", "the clip as it is", lambda: _identity, pedalboard=False),
-        Degradation("mp3_128k", "MP3, 128 kbps (LAME)", lambda: mp3(128)),
-        Degradation("mp3_64k", "MP3, 64 kbps (LAME)", lambda: mp3(64)),
-        Degradation("aac_48k", "AAC, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("aac", 48, "m4a"), "ffmpeg", pedalboard=False),
-        Degradation("opus_48k", "Opus, 48 kbps (ffmpeg)", lambda: ffmpeg_codec("libopus", 48, "ogg"), "ffmpeg", pedalboard=False),
-        Degradation("phone", "a mobile call: 300-3,400 Hz at 8 kHz, GSM full rate, mild distortion", lambda: phone),
-        Degradation("reverb", "a medium room's reverb", lambda: reverb),
-        Degradation("laptop_to_phone", "played on a laptop speaker in a room, recorded by a phone", lambda: laptop_to_phone),
-        Degradation("pink_20db", "pink noise at 20 dB SNR", lambda: noise("pink", 20.0), pedalboard=False),
-        Degradation("pink_10db", "pink noise at 10 dB SNR", lambda: noise("pink", 10.0), pedalboard=False),
-        Degradation("babble_20db", "synthetic speech-shaped babble, 20 dB SNR", lambda: noise("babble", 20.0), pedalboard=False),
-        Degradation("babble_10db", "synthetic speech-shaped babble, 10 dB SNR", lambda: noise("babble", 10.0), pedalboard=False),
-        Degradation("gain_-30db", "30 dB quieter", lambda: gain(-30.0)),
-        Degradation("gain_+12db_clipped", "12 dB louder, clipped at full scale", lambda: gain(12.0, clip=True)),
-        Degradation("pitch_+1", "one semitone higher (tempo kept)", lambda: pitch(1.0)),
-        Degradation("pitch_-1", "one semitone lower (tempo kept)", lambda: pitch(-1.0)),
-        Degradation("tempo_+5%", "5% faster (pitch kept)", lambda: tempo(1.05)),
-        Degradation("tempo_-5%", "5% slower (pitch kept)", lambda: tempo(0.95)),
-        Degradation("excerpt_10s", "the middle 10 s", lambda: excerpt(10.0), pedalboard=False),
-        Degradation("excerpt_5s", "the middle 5 s", lambda: excerpt(5.0), pedalboard=False),
+        Degradation("clean", "the clip as it is", _identity, pedalboard=False),
+        Degradation("mp3_128k", "MP3, 128 kbps (LAME)", mp3(128)),
+        Degradation("mp3_64k", "MP3, 64 kbps (LAME)", mp3(64)),
+        Degradation("aac_48k", "AAC, 48 kbps (ffmpeg)", ffmpeg_codec("aac", 48, "m4a"), "ffmpeg", pedalboard=False),
+        Degradation("opus_48k", "Opus, 48 kbps (ffmpeg)", ffmpeg_codec("libopus", 48, "ogg"), "ffmpeg", pedalboard=False),
+        Degradation("phone", "a mobile call: 300-3,400 Hz at 8 kHz, GSM full rate, mild distortion", phone),
+        Degradation("reverb", "a medium room's reverb", reverb),
+        Degradation("laptop_to_phone", "played on a laptop speaker in a room, recorded by a phone", laptop_to_phone),
+        Degradation("pink_20db", "pink noise at 20 dB SNR", noise("pink", 20.0), pedalboard=False),
+        Degradation("pink_10db", "pink noise at 10 dB SNR", noise("pink", 10.0), pedalboard=False),
+        Degradation("babble_20db", "synthetic speech-shaped babble, 20 dB SNR", noise("babble", 20.0), pedalboard=False),
+        Degradation("babble_10db", "synthetic speech-shaped babble, 10 dB SNR", noise("babble", 10.0), pedalboard=False),
+        Degradation("gain_-30db", "30 dB quieter", gain(-30.0)),
+        Degradation("gain_+12db_clipped", "12 dB louder, clipped at full scale", gain(12.0, clip=True)),
+        Degradation("pitch_+1", "one semitone higher (tempo kept)", pitch(1.0)),
+        Degradation("pitch_-1", "one semitone lower (tempo kept)", pitch(-1.0)),
+        Degradation("tempo_+5%", "5% faster (pitch kept)", tempo(1.05)),
+        Degradation("tempo_-5%", "5% slower (pitch kept)", tempo(0.95)),
+        Degradation("excerpt_10s", "the middle 10 s", excerpt(10.0), pedalboard=False),
+        Degradation("excerpt_5s", "the middle 5 s", excerpt(5.0), pedalboard=False),
     ]
 }
 

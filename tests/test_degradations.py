@@ -162,7 +162,7 @@ def test_bad_input_and_names_are_our_errors(music):
 
 
 def test_a_degradation_whose_program_is_missing_is_skipped_with_a_notice(music, monkeypatch):
-    missing = Degradation("tape", "a cassette", lambda: None, requires="no-such-program-musicgenre")
+    missing = Degradation("tape", "a cassette", lambda y, sr, rng: y, requires="no-such-program-musicgenre")
     assert not missing.available()
     with pytest.raises(DegradationError, match="needs no-such-program-musicgenre"):
         missing(music, SR)

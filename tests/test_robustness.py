@@ -25,9 +25,9 @@ def test_stability_counts_what_the_files_say(mini_clips):
     other = next(c for c in mini_clips if c.name.startswith("classical."))
     swapped = load_audio(other, sr=DEGRADE_RATE).samples
     conditions = [
-        Degradation("clean", "reference", lambda: lambda y, sr, rng: y.copy()),
-        Degradation("same", "identity", lambda: lambda y, sr, rng: y.copy()),
-        Degradation("swap", "another clip", lambda: lambda y, sr, rng: swapped.copy()),
+        Degradation("clean", "reference", lambda y, sr, rng: y.copy()),
+        Degradation("same", "identity", lambda y, sr, rng: y.copy()),
+        Degradation("swap", "another clip", lambda y, sr, rng: swapped.copy()),
         *select(["excerpt_5s"])[0],
     ]
     report = stability(model, "bundled:shallow", clips, conditions)
