@@ -3,9 +3,9 @@
     python experiments/report.py
 
 Reads the result files the experiments wrote (results/shallow/results.json, results/cnn/results.json,
-results/probe/results.json,
-any fine-tuning run's musicgenre_run.json given with --files) and the inference benchmark (model size
-and CPU time per 30-second clip), and writes the Markdown report with confusion-matrix figures.
+results/probe/results.json, results/robustness/results.json, any fine-tuning run's musicgenre_run.json
+given with --files) and the inference benchmark (model size and CPU time per 30-second clip), and writes
+the Markdown report with confusion-matrix figures and the robustness heat map.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from musicgenre.args import parse_dataclasses
 from musicgenre.errors import MusicGenreError
-from musicgenre.report import gather, render, update_readme
+from musicgenre.report import gather, render, robustness_studies, update_readme
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Arguments:
             "results/shallow/results.json",
             "results/cnn/results.json",
             "results/probe/results.json",
+            "results/robustness/results.json",
             "benchmarks/inference.json",
         ],
         metadata={"help": "result files (missing ones are reported and skipped)"},
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"not found, left out: {f}", flush=True)
     rows, sources, timings = gather(present)
     command = " ".join(["python experiments/report.py", *map(shlex.quote, argv)])
-    path = render(rows, sources, args.out, command, timings)
+    path = render(rows, sources, args.out, command, timings, robustness_studies(present))
     print(f"{path}: {len(rows)} results from {len(sources)} files")
     if args.readme and args.readme.lower() != "none" and update_readme(args.readme, rows, str(Path(args.out).resolve())):
         print(f"{args.readme}: summary table updated")

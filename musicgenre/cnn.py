@@ -144,9 +144,14 @@ class CnnModel:
 
     def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
         """One probability row per window; a short window is zero-padded to the network's input length."""
-        size = int(round(self.window_seconds * self.sample_rate))
-        batch = np.stack([log_mel(np.pad(p[:size], (0, max(0, size - len(p))))) for p in parts])
+        batch = window_inputs(parts, self.window_seconds, self.sample_rate)
         return np.asarray(self.network.predict(batch, verbose=0), dtype=np.float64)
+
+
+def window_inputs(parts: list[np.ndarray], seconds: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The network's input batch for windows of audio: each cut or zero-padded to ``seconds``, then log-mel."""
+    size = int(round(seconds * sr))
+    return np.stack([log_mel(np.pad(p[:size], (0, max(0, size - len(p)))), sr) for p in parts])
 
 
 def _inference_copy(network):

@@ -146,17 +146,20 @@ def fit(train: list[Clip], valid: list[Clip] | None, settings: CnnSettings, epoc
     return network, (best_epoch if valid_data is not None else (epochs or settings.epochs))
 
 
+def fit_fold(train: list[Clip], settings: CnnSettings, k: int):
+    """Outer fold ``k``'s network: trained on ``train`` less one grouped inner fold, which decides when to stop."""
+    labels, tracks = np.array([c.label for c in train]), np.array([c.track for c in train])
+    inner_train, inner_valid = next(kfold("grouped", labels, tracks, min(4, settings.folds), settings.seed + 1 + k))
+    return fit([train[i] for i in inner_train], [train[i] for i in inner_valid], settings)
+
+
 def cross_validate(clips: list[Clip], settings: CnnSettings, progress=print) -> dict:
     """Grouped K-fold: per-fold and mean ± std accuracy, pooled out-of-fold metrics, the early-stopping epochs."""
     tracks = np.array([c.track for c in clips])
     labels = np.array([c.label for c in clips])
     folds, oof_probs, oof_labels, oof_owner = [], [], [], []
     for k, (train_idx, test_idx) in enumerate(kfold("grouped", labels, tracks, settings.folds, settings.seed)):
-        train_clips = [clips[i] for i in train_idx]
-        inner_train, inner_valid = next(
-            kfold("grouped", labels[train_idx], tracks[train_idx], min(4, settings.folds), settings.seed + 1 + k)
-        )
-        network, epochs = fit([train_clips[i] for i in inner_train], [train_clips[i] for i in inner_valid], settings)
+        network, epochs = fit_fold([clips[i] for i in train_idx], settings, k)
         test = [clips[i] for i in test_idx]
         x, y, owner = windows_of(test, settings.seconds)
         probs = np.asarray(network.predict(x, verbose=0), dtype=np.float64)

@@ -100,8 +100,13 @@ class ShallowModel:
 
     def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:
         """One probability row per window of mono audio at ``sample_rate``: the table's features, then the pipeline."""
-        rows = [extract_features(part, self.sample_rate) for part in parts]
-        return self.predict_proba(np.array([[r[c] for c in FEATURE_COLUMNS] for r in rows]))
+        return self.predict_proba(feature_rows(parts, self.sample_rate))
+
+
+def feature_rows(parts: list[np.ndarray], sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The table's features of each window, one row each in FEATURE_COLUMNS order (what a ShallowModel classifies)."""
+    rows = [extract_features(part, sr) for part in parts]
+    return np.array([[r[c] for c in FEATURE_COLUMNS] for r in rows])
 
 
 def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None = None) -> Path:
@@ -197,6 +202,14 @@ def _load_model_folder(folder: Path) -> GenreModel:
     head = _load_head(folder, config)
     if head is not None:
         return ShallowModel(head, config["labels"], config["window_seconds"], config["sample_rate"], meta)
+    return ShallowModel(load_pipeline(folder, config), config["labels"], config["window_seconds"], config["sample_rate"], meta)
+
+
+def load_pipeline(folder: str | os.PathLike, config: dict | None = None):
+    """The fitted scikit-learn pipeline of a shallow model folder (skops, trusted types only), even where
+    prediction runs its ``linear.safetensors`` copy: what refitting the same recipe (``sklearn.base.clone``) needs."""
+    folder = Path(folder)
+    config = config or json.loads((folder / CONFIG_NAME).read_text())
     sio = _skops_io()
     untrusted = sio.get_untrusted_types(file=folder / PIPELINE_NAME)
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
@@ -213,7 +226,7 @@ def _load_model_folder(folder: Path) -> GenreModel:
     classes = np.asarray(config["classes"])
     if not hasattr(pipeline, "classes_") or not np.array_equal(np.asarray(pipeline.classes_), classes):
         raise ModelError(f"{folder}: the pipeline's classes do not match its config")
-    return ShallowModel(pipeline, config["labels"], config["window_seconds"], config["sample_rate"], meta)
+    return pipeline
 
 
 BUNDLED_KINDS = ("musicnn", "shallow", "cnn")

@@ -221,9 +221,52 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
         return _cnn(obj, source), []
     if isinstance(obj, dict) and {"metrics", "data", "model"} <= obj.keys():
         return _finetune(obj, source), []
+    if isinstance(obj, dict) and obj.get("kind") == "robustness":
+        return [], []  # no accuracy rows: its own section (see ``robustness_studies``)
     if isinstance(obj, dict) and all("family" in r for r in obj.get("results", [{}])):
         return [], obj["results"]
-    raise DataError(f"{path}: not a result file this report knows (shallow, CNN, fine-tuning run or inference benchmark)")
+    raise DataError(
+        f"{path}: not a result file this report knows (shallow, CNN, probe, fine-tuning run, robustness or inference benchmark)"
+    )
+
+
+def robustness_studies(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """The robustness studies (experiments/robustness.py) among result files."""
+    found = []
+    for path in paths:
+        try:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # ``read`` reports it
+        if isinstance(obj, dict) and obj.get("kind") == "robustness":
+            found.append({**obj, "source": str(path)})
+    return found
+
+
+def robustness_section(studies: list[dict], figures: Path) -> str:
+    """Each study's heat map and tables (musicgenre.robustness_study renders them)."""
+    from musicgenre.robustness_study import markdown, plot_heatmap
+
+    parts = []
+    for n, study in enumerate(studies):
+        name = f"robustness{n or ''}.png"
+        plot_heatmap(study, figures / name)
+        augment = "".join(
+            f"- {v['family']} + {'/'.join(v['augment'])} augmentation: clean accuracy {v['clean_before']:.3f} -> "
+            f"{v['clean_after']:.3f}, {'kept' if v['kept'] else 'not kept (clean accuracy dropped)'}.\n"
+            for v in study.get("augmentation", [])
+        )
+        parts.append(
+            f"From `{study['source']}` (`{study['command']}`). Each family is refitted inside each fold on clean clips "
+            "with the recipe of the model the package ships, and only the held-out clips are degraded, so every clip is "
+            "scored by a model that never saw it (musicgenre/degradations.py says what each condition does). With "
+            f"{study['clips']} clips one clip is {100 / max(1, study['clips']):.1f} points, and clips with neighbouring "
+            "numbers often share an artist, so these folds put an artist's other songs in training: expect lower "
+            "accuracy on unseen artists.\n\n"
+            f"![accuracy change under each degradation](figures/report/{name})\n\n{markdown(study)}\n"
+            + (f"\nTraining-time augmentation (kept only where clean accuracy did not drop):\n\n{augment}" if augment else "")
+        )
+    return "\n## Robustness: accuracy under real-world recording conditions\n\n" + "\n".join(parts) if parts else ""
 
 
 def _measures(row: Row, timing: dict) -> bool:
@@ -360,14 +403,21 @@ def served_table(timings: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command: str, timings: list[dict] = ()) -> Path:
+def render(
+    rows: list[Row],
+    sources: list[str],
+    out: str | os.PathLike,
+    command: str,
+    timings: list[dict] = (),
+    studies: list[dict] = (),
+) -> Path:
     """Write the report (Markdown) to ``out`` and its confusion-matrix figures beside it; return its path."""
     from musicgenre.atomic import atomic_open
 
     out = Path(out)
     figures = out.parent / "figures" / "report"
     figures.mkdir(parents=True, exist_ok=True)
-    for stale in figures.glob("confusion_*.png"):  # figures of rows no longer reported
+    for stale in [*figures.glob("confusion_*.png"), *figures.glob("robustness*.png")]:  # figures no longer reported
         stale.unlink()
     top, best = headline(rows), summary(rows)
     parts = [
@@ -395,6 +445,7 @@ def render(rows: list[Row], sources: list[str], out: str | os.PathLike, command:
         parts.append(f"![{title}](figures/report/{name})\n")
     if timings:
         parts.append("\n## Every served model: size, CPU time and memory\n\n" + served_table(timings))
+    parts.append(robustness_section(list(studies), figures))
     parts.append(
         "\n## Published anchors (published, not measured here)\n\n| model | input | protocol | accuracy |\n|---|---|---|---|\n"
         + "\n".join(f"| {m} | {i} | {p} | {a:.3f} (published, not measured here) |" for m, i, p, a in ANCHORS)

@@ -1,0 +1,58 @@
+"""Does it work on real recordings? Every model family's accuracy under each real-world degradation, out of fold.
+
+    python experiments/robustness.py --data_dir ../shared/data/gtzan_mini --out_dir results/robustness \
+        [--degradations phone mp3_64k ...] [--families features probe cnn] [--augment phone] [--models DIR_OR_HUB_ID ...]
+
+Grouped 5-fold CV by track (the CNN's and the probe's folds, seed 0): each family is fitted inside each
+fold on clean clips with the recipe of the model the package ships (musicgenre/robustness_study.py),
+and only the held-out clips are degraded (musicgenre/degradations.py) and scored. Each family is also
+refitted with degraded copies of its training clips (--augment; 'none' skips it), and that is kept only
+where clean accuracy does not drop. --models scores other models as they are (not refitted: use only
+models that never trained on these clips). Writes results/robustness/results.json and results.md;
+experiments/report.py puts the table and a heat map in docs/results.md. What each model computes from
+audio is cached per clip and condition in --cache_dir, so a rerun only refits; finished models are kept.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+from musicgenre.args import parse_dataclasses
+from musicgenre.data import default_shared_data
+from musicgenre.errors import MusicGenreError
+from musicgenre.robustness_study import StudySettings, label, run_study
+
+
+@dataclass
+class Arguments:
+    data_dir: str = field(default=str(default_shared_data() / "gtzan_mini"), metadata={"help": "a GTZAN folder (any layout)"})
+    out_dir: str = field(default="results/robustness", metadata={"help": "where results.json and results.md go"})
+    cache_dir: str = field(default=".cache/robustness", metadata={"help": "per clip and condition: what each model computes"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args, settings = parse_dataclasses(Arguments, StudySettings, argv=argv, description=__doc__)
+    command = "python experiments/robustness.py " + shlex.join(argv)
+    study = run_study(args.data_dir, settings, args.out_dir, args.cache_dir, command.strip(), lambda m: print(m, flush=True))
+    for m in study["models"]:
+        worst = min((c for c in m["conditions"] if c != "clean"), key=lambda c: m["conditions"][c]["accuracy"], default=None)
+        clean = m["conditions"]["clean"]["accuracy"]
+        tail = f", worst {worst} {m['conditions'][worst]['accuracy']:.3f}" if worst else ""
+        print(f"{label(m)}: clean {clean:.3f}{tail}", flush=True)
+    for v in study["augmentation"]:
+        print(
+            f"{v['family']} + {'/'.join(v['augment'])}: clean {v['clean_before']:.3f} -> {v['clean_after']:.3f}, "
+            f"{'kept' if v['kept'] else 'not kept (clean accuracy dropped)'}",
+            flush=True,
+        )
+    print(f"{args.out_dir}/results.json, {args.out_dir}/results.md", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MusicGenreError as exc:  # e.g. too few clips per genre for the folds, an unknown degradation
+        sys.exit(f"error: {exc}")
