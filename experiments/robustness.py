@@ -1,13 +1,15 @@
 """Does it work on real recordings? Every model family's accuracy under each real-world degradation, out of fold.
 
     python experiments/robustness.py --data_dir ../shared/data/gtzan_mini --out_dir results/robustness \
-        [--degradations phone mp3_64k ...] [--families features probe cnn] [--augment phone] [--models DIR_OR_HUB_ID ...]
+        [--degradations phone mp3_64k ...] [--families features features_table probe cnn] [--augment phone] [--models DIR ...]
 
 Grouped 5-fold CV by track (the CNN's and the probe's folds, seed 0): each family is fitted inside each
-fold on clean clips with the recipe of the model the package ships (musicgenre/robustness_study.py),
-and only the held-out clips are degraded (musicgenre/degradations.py) and scored. Each family is also
-refitted with degraded copies of its training clips (--augment; 'none' skips it), and that is kept only
-where clean accuracy does not drop. --models scores other models as they are (not refitted: use only
+fold on clean clips with the recipe of the model the package ships (musicgenre/robustness_study.py;
+features_table also trains on the public table's rows of every other track, --feature_table, by default
+the shared data's), and only the held-out clips are degraded (musicgenre/degradations.py) and scored.
+Each family is also refitted with degraded copies of its training clips (--augment; 'none' skips it;
+--augment_families which), kept only where neither clean accuracy nor the mean accuracy over the
+degradations drops. --models scores other models as they are (not refitted: use only
 models that never trained on these clips). Writes results/robustness/results.json and results.md;
 experiments/report.py puts the table and a heat map in docs/results.md. What each model computes from
 audio is cached per clip and condition in --cache_dir, so a rerun only refits; finished models are kept.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from musicgenre.args import parse_dataclasses
 from musicgenre.data import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.robustness_study import StudySettings, label, run_study
+from musicgenre.robustness_study import StudySettings, label, run_study, verdict_line
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Arguments:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args, settings = parse_dataclasses(Arguments, StudySettings, argv=argv, description=__doc__)
+    if settings.feature_table is None and (table := default_shared_data() / "features_30_sec.csv").is_file():
+        settings.feature_table = str(table)  # the shared data's public rows, for the features_table family
     command = "python experiments/robustness.py " + shlex.join(argv)
     study = run_study(args.data_dir, settings, args.out_dir, args.cache_dir, command.strip(), lambda m: print(m, flush=True))
     for m in study["models"]:
@@ -43,11 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         tail = f", worst {worst} {m['conditions'][worst]['accuracy']:.3f}" if worst else ""
         print(f"{label(m)}: clean {clean:.3f}{tail}", flush=True)
     for v in study["augmentation"]:
-        print(
-            f"{v['family']} + {'/'.join(v['augment'])}: clean {v['clean_before']:.3f} -> {v['clean_after']:.3f}, "
-            f"{'kept' if v['kept'] else 'not kept (clean accuracy dropped)'}",
-            flush=True,
-        )
+        print(verdict_line(v), flush=True)
     print(f"{args.out_dir}/results.json, {args.out_dir}/results.md", flush=True)
 
 

@@ -245,17 +245,13 @@ def robustness_studies(paths: Iterable[str | os.PathLike]) -> list[dict]:
 
 def robustness_section(studies: list[dict], figures: Path) -> str:
     """Each study's heat map and tables (musicgenre.robustness_study renders them)."""
-    from musicgenre.robustness_study import markdown, plot_heatmap
+    from musicgenre.robustness_study import KEPT_RULE, markdown, plot_heatmap, verdict_line
 
     parts = []
     for n, study in enumerate(studies):
         name = f"robustness{n or ''}.png"
         plot_heatmap(study, figures / name)
-        augment = "".join(
-            f"- {v['family']} + {'/'.join(v['augment'])} augmentation: clean accuracy {v['clean_before']:.3f} -> "
-            f"{v['clean_after']:.3f}, {'kept' if v['kept'] else 'not kept (clean accuracy dropped)'}.\n"
-            for v in study.get("augmentation", [])
-        )
+        augment = "".join(f"- {verdict_line(v)}.\n" for v in study.get("augmentation", []))
         parts.append(
             f"From `{study['source']}` (`{study['command']}`). Each family is refitted inside each fold on clean clips "
             "with the recipe of the model the package ships, and only the held-out clips are degraded, so every clip is "
@@ -264,7 +260,7 @@ def robustness_section(studies: list[dict], figures: Path) -> str:
             "numbers often share an artist, so these folds put an artist's other songs in training: expect lower "
             "accuracy on unseen artists.\n\n"
             f"![accuracy change under each degradation](figures/report/{name})\n\n{markdown(study)}\n"
-            + (f"\nTraining-time augmentation (kept only where clean accuracy did not drop):\n\n{augment}" if augment else "")
+            + (f"\nTraining-time augmentation, before -> after (kept only if {KEPT_RULE}):\n\n{augment}" if augment else "")
         )
     return "\n## Robustness: accuracy under real-world recording conditions\n\n" + "\n".join(parts) if parts else ""
 

@@ -64,7 +64,7 @@ def test_views_give_each_served_model_its_own_answer(mini_clips):
 
 
 @pytest.mark.slow
-def test_the_study_end_to_end_on_a_few_clips(mini_clips, tmp_path, monkeypatch):
+def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tmp_path, monkeypatch):
     """Four real 4 s excerpts per genre (the probe's inner CV needs two per genre in training), two folds, three
     conditions, every family with and without augmentation plus one model as given; then a rerun recomputes
     nothing, and the report draws the heat map."""
@@ -79,6 +79,7 @@ def test_the_study_end_to_end_on_a_few_clips(mini_clips, tmp_path, monkeypatch):
         *("--data_dir", str(data), "--out_dir", str(out), "--cache_dir", str(cache)),
         *("--folds", "2", "--cnn_epochs", "1", "--degradations", "clean", "phone", "gain_-30db"),
         *("--augment", "phone", "--models", "bundled:shallow"),
+        *("--feature_table", str(shared_data / "features_30_sec.csv")),
     ]
     experiment.main(argv)
     study = json.loads((out / "results.json").read_text())
@@ -88,6 +89,8 @@ def test_the_study_end_to_end_on_a_few_clips(mini_clips, tmp_path, monkeypatch):
     assert labels == [
         ("features", ()),
         ("features", ("phone",)),
+        ("features_table", ()),
+        ("features_table", ("phone",)),
         ("probe", ()),
         ("probe", ("phone",)),
         ("cnn", ()),
@@ -104,14 +107,25 @@ def test_the_study_end_to_end_on_a_few_clips(mini_clips, tmp_path, monkeypatch):
             assert s["unchanged"] == pytest.approx(np.mean(pred == clean))
             assert s["change"] == pytest.approx(s["accuracy"] - m["conditions"]["clean"]["accuracy"])
         if m["family"] != "external":
-            assert len(m["folds"]) == 2
+            assert len(m["folds"]) == 2 and sum(f["tracks"] for f in m["folds"]) == 40
+        if m["family"] == "features_table":  # every table row but the held-out clips', plus augmented copies
+            table_rows = sum(1 for _ in open(shared_data / "features_30_sec.csv")) - 1
+            for f in m["folds"]:
+                assert f["table_rows"] == table_rows - f["tracks"]
+                assert f["rows"] == f["table_rows"] + (40 - f["tracks"]) * len(m["augment"])
     assert m["note"].startswith("not refitted")
     verdicts = {v["family"]: v for v in study["augmentation"]}
-    assert set(verdicts) == {"features", "probe", "cnn"}
+    assert set(verdicts) == {"features", "features_table", "probe", "cnn"}
     for family, v in verdicts.items():
         clean = {tuple(m["augment"]): m["conditions"]["clean"]["accuracy"] for m in study["models"] if m["family"] == family}
         assert (v["clean_before"], v["clean_after"]) == (clean[()], clean[("phone",)])
-        assert v["kept"] == (v["clean_after"] >= v["clean_before"])
+        mean = {
+            tuple(m["augment"]): np.mean([m["conditions"][c]["accuracy"] for c in ("phone", "gain_-30db")])
+            for m in study["models"]
+            if m["family"] == family
+        }
+        assert (v["mean_degraded_before"], v["mean_degraded_after"]) == pytest.approx((mean[()], mean[("phone",)]))
+        assert v["kept"] == (v["clean_after"] >= v["clean_before"] and v["mean_degraded_after"] >= v["mean_degraded_before"])
     table = (out / "results.md").read_text()
     assert "| phone |" in table and "musicnn probe (bundled recipe) + phone aug." in table
 
