@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from musicgenre.args import parse_dataclasses
 from musicgenre.data import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.robustness_study import StudySettings, label, run_study, verdict_line
+from musicgenre.robustness_study import StudySettings, run_study, summary_lines
 
 
 @dataclass
@@ -37,18 +37,9 @@ class Arguments:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args, settings = parse_dataclasses(Arguments, StudySettings, argv=argv, description=__doc__)
-    if settings.feature_table is None and (table := default_shared_data() / "features_30_sec.csv").is_file():
-        settings.feature_table = str(table)  # the shared data's public rows, for the features_table family
     command = "python experiments/robustness.py " + shlex.join(argv)
     study = run_study(args.data_dir, settings, args.out_dir, args.cache_dir, command.strip(), lambda m: print(m, flush=True))
-    for m in study["models"]:
-        worst = min((c for c in m["conditions"] if c != "clean"), key=lambda c: m["conditions"][c]["accuracy"], default=None)
-        clean = m["conditions"]["clean"]["accuracy"]
-        tail = f", worst {worst} {m['conditions'][worst]['accuracy']:.3f}" if worst else ""
-        print(f"{label(m)}: clean {clean:.3f}{tail}", flush=True)
-    for v in study["augmentation"]:
-        print(verdict_line(v), flush=True)
-    print(f"{args.out_dir}/results.json, {args.out_dir}/results.md", flush=True)
+    print("\n".join(summary_lines(study)), f"{args.out_dir}/results.json, {args.out_dir}/results.md", sep="\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -46,15 +46,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate_audio(args: argparse.Namespace) -> int:
     """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
-    from musicgenre.data import find_audio_files, label_from_path
+    from musicgenre.data import label_from_path, labelled_files
     from musicgenre.evaluation import classification_metrics
     from musicgenre.modelio import resolve_model
     from musicgenre.predict import predict_file
 
     model = resolve_model(args.model or "bundled", args.revision)
-    files = [f for f in find_audio_files([args.audio]) if label_from_path(f)]
-    if not files:
-        raise MusicGenreError(f"{args.audio}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    files = labelled_files(args.audio)
     truth, pred, failed = [], [], {}
     for path in files:
         try:

@@ -119,13 +119,19 @@ class Clip:
     track: str
 
 
+def labelled_files(data_dir: str | os.PathLike) -> list[Path]:
+    """The audio files of a GTZAN-like folder whose genre the path names; none at all is a DataError."""
+    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
+    if not files:
+        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    return files
+
+
 def load_clips(data_dir: str | os.PathLike, sample_rate: int, max_seconds: float = 600.0) -> tuple[list[Clip], dict]:
     """Every labelled clip of a GTZAN-like folder, decoded once; unreadable ones are listed, not fatal."""
     from tqdm.auto import tqdm
 
-    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
-    if not files:
-        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    files = labelled_files(data_dir)
     clips, failed = [], {}
     for path in tqdm(files, desc="decoding", unit="clip"):
         try:

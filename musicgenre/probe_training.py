@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.data import GENRES, find_audio_files, label_from_path, track_id
+from musicgenre.data import GENRES, label_from_path, labelled_files, track_id
 from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.musicnn import (
     DEFAULT_BACKBONE,
@@ -91,9 +91,7 @@ def embed_folder(data_dir: str | os.PathLike, settings: ProbeSettings, cache_dir
     from tqdm.auto import tqdm
 
     backbone = load_backbone(settings.backbone)
-    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
-    if not files:
-        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    files = labelled_files(data_dir)
     outputs, labels, tracks, failed = [], [], [], {}
     for path in tqdm(files, desc=f"embedding ({settings.backbone})", unit="clip"):
         try:

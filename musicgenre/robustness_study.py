@@ -15,17 +15,18 @@ per clip content, condition, seed and preprocessing, so a rerun or another fitti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from musicgenre.audio import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, windows
-from musicgenre.data import GENRES, Clip, find_audio_files, label_from_path, track_id
+from musicgenre.data import GENRES, Clip, label_from_path, labelled_files, track_id
 from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.splits import kfold
 
@@ -44,7 +45,7 @@ class StudySettings:
     folds: int = field(default=5, metadata={"help": "grouped folds by track (the CNN's and probe's)"})
     seed: int = field(default=0, metadata={"help": "folds, fitting and every degradation's randomness"})
     degradations: list[str] | None = field(default=None, metadata={"help": "names from musicgenre.degradations (default: all)"})
-    families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES), metadata={"help": "features, probe, cnn"})
+    families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES), metadata={"help": ", ".join(FAMILY_NAMES)})
     augment: list[str] = field(
         default_factory=lambda: ["phone"],
         metadata={"help": "degradations whose copies of the training clips make the '+aug' variants ('none': no variants)"},
@@ -52,7 +53,7 @@ class StudySettings:
     augment_families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES), metadata={"help": "families to augment"})
     models: list[str] = field(default_factory=list, metadata={"help": "also score these model folders / Hub ids as they are"})
     feature_table: str | None = field(
-        default=None,
+        default_factory=lambda: _shared_table(),
         metadata={"help": "public-schema 30 s table: features_table trains on its rows of every track outside the held-out fold"},
     )
     cnn_epochs: int = field(default=30, metadata={"help": "the CNN recipe's most epochs (early stopping decides)"})
@@ -79,6 +80,14 @@ class Recipes:
         shallow, probe, cnn = (resolve_model(f"bundled:{n}") for n in ("shallow", "musicnn", "cnn"))
         pipeline = clone(load_pipeline(bundled_model_path("shallow")))
         return cls(pipeline, shallow.window_seconds, probe.normalise, probe.window_seconds, cnn.window_seconds)
+
+
+def _shared_table() -> str | None:
+    """The shared data's public 30-second rows, when present: the default table of the features_table family."""
+    from musicgenre.data import default_shared_data
+
+    table = default_shared_data() / "features_30_sec.csv"
+    return str(table) if table.is_file() else None
 
 
 def clip_seed(seed: int, track: str) -> int:
@@ -116,15 +125,24 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
     return out
 
 
-def cache_folder(cache_dir: str | os.PathLike, recipes: Recipes, seed: int) -> Path:
-    """Entries depend on the study version, the backbone's exact weights, the probe's preprocessing and the seed."""
+def cache_folder(cache_dir: str | os.PathLike, recipes: Recipes, seed: int, max_seconds: float = DEFAULT_MAX_SECONDS) -> Path:
+    """Entries depend on the study version, the backbone's exact weights and runtime, the probe's preprocessing, the
+    windows, the seed and how much of each file is read (runtime and length are named only when not the defaults).
+
+    Within it an entry is keyed by file content; the degradations' seed comes from the track name, so a file with
+    the same content as another (GTZAN has a few exact repeats) shares the first one's views.
+    """
     from musicgenre.musicnn import load_backbone
     from musicgenre.probe_training import PREPROCESS_VERSION
 
-    onnx = load_backbone().config["onnx_sha256"][:12]
+    backbone = load_backbone()
     level = "norm" if recipes.probe_normalise else "raw"
     spans = f"{recipes.shallow_window:g}-{recipes.probe_window:g}-{recipes.cnn_window:g}"
-    tag = f"v{STUDY_VERSION}-musicnn{onnx}-p{PREPROCESS_VERSION}-{level}-w{spans}-s{seed}"
+    tag = f"v{STUDY_VERSION}-musicnn{backbone.config['onnx_sha256'][:12]}-p{PREPROCESS_VERSION}-{level}-w{spans}-s{seed}"
+    if backbone.runtime != "onnxruntime":
+        tag += f"-{backbone.runtime}"
+    if max_seconds != DEFAULT_MAX_SECONDS:
+        tag += f"-max{max_seconds:g}"
     return Path(cache_dir) / tag
 
 
@@ -136,7 +154,7 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
     """Worker: every missing view of one clip; returns its path and the conditions that failed (and why), or
     why the clip itself cannot be decoded."""
     path, track, conditions, folder, recipes, seed, max_seconds = job
-    from musicgenre.degradations import DEGRADATIONS, DegradationError
+    from musicgenre.degradations import DEGRADATIONS
     from musicgenre.musicnn import load_backbone
 
     folder = Path(folder) / _digest(Path(path))
@@ -154,9 +172,7 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
         try:
             degraded = DEGRADATIONS[name](y, DEGRADE_RATE, clip_seed(seed, track))
             views = views_of(degraded, recipes, backbone, max_seconds)
-        except DegradationError:
-            raise  # the set-up (a missing ffmpeg), not this clip
-        except Exception as exc:  # e.g. a condition that leaves no usable audio: recorded, the rest go on
+        except Exception as exc:  # e.g. no usable audio left, ffmpeg failing on this clip: recorded, the rest go on
             failed[name] = describe_failure(exc)
             continue
         tmp = folder / f"{name}.{os.getpid()}.tmp.npz"
@@ -200,20 +216,23 @@ def prepare(
     for notice in notices:
         progress(notice)
     conditions = ["clean", *[d.name for d in chosen if d.name != "clean"]]
-    augment = [a for a in settings.augment if a.lower() != "none"]
+    augment = _augment(settings)
     missing = [a for a in augment if a not in conditions]
     if missing:
         raise DataError(f"augmentation condition(s) {missing} are not among the degradations run")
-    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
-    if not files:
-        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
-    folder = cache_folder(cache_dir, recipes, settings.seed)
+    files = labelled_files(data_dir)
+    folder = cache_folder(cache_dir, recipes, settings.seed, settings.max_seconds)
     jobs = [(str(f), track_id(f.name), conditions, folder, recipes, settings.seed, settings.max_seconds) for f in files]
     failed, unreadable = {}, {}
-    with ProcessPoolExecutor(settings.workers) if settings.workers > 1 else _Serial() as pool:
-        for n, (path, bad) in enumerate(pool.map(_compute_clip, jobs), 1):
-            (unreadable if isinstance(bad, str) else failed)[path] = bad
-            progress(f"views {n}/{len(jobs)}: {Path(path).name}")
+    with ProcessPoolExecutor(settings.workers) if settings.workers > 1 else contextlib.nullcontext() as pool:
+        try:
+            for n, (path, bad) in enumerate((pool.map if pool else map)(_compute_clip, jobs), 1):
+                (unreadable if isinstance(bad, str) else failed)[path] = bad
+                progress(f"views {n}/{len(jobs)}: {Path(path).name}")
+        except BaseException:
+            if pool:  # stop now (finished views stay cached), not after every queued clip
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
     readable = [f for f in files if str(f) not in unreadable]
     return StudyData(
         [str(f) for f in readable],
@@ -224,19 +243,6 @@ def prepare(
         {p: b for p, b in failed.items() if b},
         unreadable,
     )
-
-
-class _Serial:
-    """``ProcessPoolExecutor``'s ``map`` in this process (one worker: nothing to start)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def map(self, fn, jobs):
-        return map(fn, jobs)
 
 
 # ---- fitting each family inside a fold, and scoring the held-out clips under every condition ----
@@ -405,7 +411,8 @@ def run_family(
                 if v is not None:
                     probs[c][i] = predict(v)
         fold["tracks"] = len(test)
-        fold["clean_accuracy"] = float(np.mean(probs["clean"][test].argmax(axis=1) == data.labels[test]))
+        scored = test[~np.isnan(probs["clean"][test, 0])]  # a clip without clean views is not counted as a miss
+        fold["clean_accuracy"] = float(np.mean(probs["clean"][scored].argmax(axis=1) == data.labels[scored]))
         info.append(fold)
         progress(f"{family}{' +' + '+'.join(augment) if augment else ''} fold {k}: {fold}")
     return {
@@ -436,7 +443,8 @@ def score_external(spec: str, data: StudyData, settings: StudySettings, progress
             try:
                 degraded = DEGRADATIONS[c](y, DEGRADE_RATE, clip_seed(settings.seed, data.tracks[i]))
                 scores = predict_array(model, degraded, DEGRADE_RATE, settings.max_seconds)["scores"]
-            except AudioError:
+            except Exception as exc:  # as for the views: this clip and condition go unscored, the rest go on
+                progress(f"{spec}: {data.tracks[i]}: {c}: {describe_failure(exc)}")
                 continue
             probs[c][i] = [scores[g] for g in GENRES]
         progress(f"{spec}: {i + 1}/{len(data.paths)}")
@@ -544,14 +552,23 @@ def run_study(
         progress(f"unreadable, left out: {path}: {why}")
     for path, bad in data.failed.items():
         progress(f"{Path(path).name}: no views for {', '.join(f'{c} ({w})' for c, w in bad.items())}")
-    augment = [a for a in settings.augment if a.lower() != "none"]
-    identity = {
-        "protocol": f"grouped {settings.folds}-fold by track, seed {settings.seed}",
+    augment = _augment(settings)
+    n_folds = len(list(kfold("grouped", data.labels, data.tracks, settings.folds, settings.seed)))  # may be fewer
+    cnn_settings = CnnSettings(seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed)
+    identity = {  # everything a stored result depends on: a rerun reuses results only when all of it is the same
+        "protocol": f"grouped {n_folds}-fold by track, seed {settings.seed}",
         "data_dir": Path(data_dir).name,
         "clips": len(data.paths),
+        "tracks": data.tracks.tolist(),
         "conditions": data.conditions,
         "study_version": STUDY_VERSION,
-        "cnn_epochs": settings.cnn_epochs,
+        "views": data.folder.name,
+        "max_seconds": settings.max_seconds,
+        "shallow_recipe_sha256": _sha256(_bundled_pipeline_file()),
+        "cnn_settings": asdict(cnn_settings),
+        "feature_table_sha256": _sha256(settings.feature_table)
+        if "features_table" in settings.families and settings.feature_table
+        else None,
     }
     out = Path(out_dir)
     path = out / "results.json"
@@ -565,14 +582,12 @@ def run_study(
         "degradations": {c: DEGRADATIONS[c].description for c in data.conditions},
         "failed": data.failed,
         "unreadable": data.unreadable,
-        "tracks": data.tracks.tolist(),
         "truth": [GENRES[i] for i in data.labels],
         "models": [],
     }
     done = {(m["family"], m["name"], tuple(m["augment"])): m for m in old.get("models", [])} if same else {}
     store = ViewStore(data)
     clips = table = None
-    cnn_settings = CnnSettings(seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed)
     families = list(settings.families)
     if "features_table" in families and not settings.feature_table:
         progress("skipped features_table: no --feature_table (a public-schema 30-second table) given")
@@ -600,6 +615,7 @@ def run_study(
                 done[key] = run_family(family, data, store, settings, recipes, list(aug), cnn_settings, clips, progress, table)
                 if family == "features_table":
                     done[key]["feature_table"] = Path(settings.feature_table).name
+            done[key]["command"] = command  # the run that computed it (a later run may only reuse it)
         study["models"] = [done[k] for k in wanted if k in done]
         write_json_atomic(path, study)
     study["augmentation"] = augmentation_verdicts(study)
@@ -609,6 +625,20 @@ def run_study(
     return study
 
 
+def _augment(settings: StudySettings) -> list[str]:
+    return [a for a in settings.augment if a.lower() != "none"]
+
+
+def _bundled_pipeline_file() -> Path:
+    from musicgenre.modelio import PIPELINE_NAME, bundled_model_path
+
+    return bundled_model_path("shallow") / PIPELINE_NAME
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _table(path: str):
     from musicgenre.data import load_feature_table
     from musicgenre.experiment import FeatureSet
@@ -616,12 +646,13 @@ def _table(path: str):
     return FeatureSet.from_table(load_feature_table(path), "30s")
 
 
-KEPT_RULE = "neither clean accuracy nor the mean accuracy over the degradations drops"
+KEPT_RULE = "neither clean accuracy nor the mean accuracy over the other degradations (not trained on) drops"
 
 
 def augmentation_verdicts(study: dict) -> list[dict]:
-    """Per augmented family: clean accuracy, the mean and worst accuracy over the degradations, before and after;
-    kept only if neither clean nor mean accuracy drops (a fix for one condition must not cost the others)."""
+    """Per augmented family: clean accuracy, the mean accuracy over the degradations it was not trained on and the
+    worst over all, before and after; kept only if neither clean nor that mean drops (a fix for one condition must
+    not cost the others)."""
     out = []
     plain = {m["family"]: m for m in study["models"] if not m["augment"]}
     for m in study["models"]:
@@ -629,16 +660,28 @@ def augmentation_verdicts(study: dict) -> list[dict]:
             continue
         before, after = plain[m["family"]]["conditions"], m["conditions"]
         shared = [c for c in after if c in before and c != "clean"]
-        v = {"family": m["family"], "augment": m["augment"]}
+        others = [c for c in shared if c not in m["augment"]]  # a gain on the trained condition must not hide losses
+        v = {"family": m["family"], "augment": m["augment"], "mean_over": others}
         for name, scores in (("before", before), ("after", after)):
             v[f"clean_{name}"] = scores["clean"]["accuracy"]
-            v[f"mean_degraded_{name}"] = float(np.mean([scores[c]["accuracy"] for c in shared])) if shared else None
+            v[f"mean_degraded_{name}"] = float(np.mean([scores[c]["accuracy"] for c in others])) if others else None
             v[f"worst_{name}"] = min(((scores[c]["accuracy"], c) for c in shared), default=(None, None))
-        mean_ok = not shared or v["mean_degraded_after"] >= v["mean_degraded_before"]
+        mean_ok = not others or v["mean_degraded_after"] >= v["mean_degraded_before"]
         v["kept"] = v["clean_after"] >= v["clean_before"] and mean_ok
         v["change_per_condition"] = {c: after[c]["accuracy"] - before[c]["accuracy"] for c in shared}
         out.append(v)
     return out
+
+
+def summary_lines(study: dict) -> list[str]:
+    """Per model its clean and worst accuracy, then each augmentation verdict: what a run prints at its end."""
+    lines = []
+    for m in study["models"]:
+        scores = m["conditions"]
+        worst = min((c for c in scores if c != "clean"), key=lambda c: scores[c]["accuracy"], default=None)
+        tail = f", worst {worst} {scores[worst]['accuracy']:.3f}" if worst else ""
+        lines.append(f"{label(m)}: clean {scores['clean']['accuracy']:.3f}{tail}")
+    return lines + [verdict_line(v) for v in study.get("augmentation", [])]
 
 
 def verdict_line(v: dict) -> str:
@@ -648,7 +691,8 @@ def verdict_line(v: dict) -> str:
     if v["mean_degraded_before"] is not None:
         (wb, cb), (wa, ca) = v["worst_before"], v["worst_after"]
         numbers += (
-            f", mean over the degradations {v['mean_degraded_before']:.3f} -> {v['mean_degraded_after']:.3f}, "
+            f", mean over the {len(v['mean_over'])} other degradations {v['mean_degraded_before']:.3f} -> "
+            f"{v['mean_degraded_after']:.3f}, "
             f"worst {wb:.3f} ({cb}) -> {wa:.3f} ({ca})"
         )
     verdict = "kept" if v["kept"] else "not kept (it costs clean or mean accuracy)"
