@@ -274,15 +274,20 @@ def _embedding(views: dict[str, np.ndarray], w: int | None = None) -> dict[str, 
 
 def fit_features(store: ViewStore, train: np.ndarray, conditions: list[str], recipes: Recipes, k: int) -> tuple:
     """The bundled feature pipeline refitted on the training clips' windows; returns (views -> probabilities, info)."""
+
+    model, rows = _fit_shallow(recipes, store, store.items(train, conditions))
+    return (lambda v: features_probabilities(model, v)), {"fold": k, "rows": rows}
+
+
+def _fit_shallow(recipes: Recipes, store: ViewStore, items: list[tuple[int, dict]], X0=None, y0=None) -> tuple:  # noqa: N803
+    """The bundled pipeline refitted on the feature rows of ``items`` (after ``X0``/``y0``, if given)."""
     from sklearn.base import clone
 
     from musicgenre.modelio import ShallowModel
 
-    items = store.items(train, conditions)
-    X = np.vstack([v["features"] for _, v in items])  # noqa: N806
-    y = np.concatenate([[store.data.labels[i]] * len(v["features"]) for i, v in items])
-    model = ShallowModel(clone(recipes.shallow_pipeline).fit(X, y))
-    return (lambda v: features_probabilities(model, v)), {"fold": k, "rows": len(X)}
+    X = np.vstack([*([] if X0 is None else [X0]), *[v["features"] for _, v in items]])  # noqa: N806
+    y = np.concatenate([*([] if y0 is None else [y0]), *[[store.data.labels[i]] * len(v["features"]) for i, v in items]])
+    return ShallowModel(clone(recipes.shallow_pipeline).fit(X, y)), len(X)
 
 
 def fit_features_table(
@@ -290,16 +295,9 @@ def fit_features_table(
 ) -> tuple:
     """The bundled recipe on as many rows as the shipped model had: the table's rows of every track but the
     held-out clips' (the served model trained on 622 such rows), plus degraded copies of the training clips."""
-    from sklearn.base import clone
-
-    from musicgenre.modelio import ShallowModel
-
     keep = ~np.isin(table.tracks, store.data.tracks[test])
-    items = store.items(train, augment)
-    X = np.vstack([table.X[keep], *[v["features"] for _, v in items]])  # noqa: N806
-    y = np.concatenate([table.y[keep], *[[store.data.labels[i]] * len(v["features"]) for i, v in items]])
-    model = ShallowModel(clone(recipes.shallow_pipeline).fit(X, y))
-    return (lambda v: features_probabilities(model, v)), {"fold": k, "rows": len(X), "table_rows": int(keep.sum())}
+    model, rows = _fit_shallow(recipes, store, store.items(train, augment), table.X[keep], table.y[keep])
+    return (lambda v: features_probabilities(model, v)), {"fold": k, "rows": rows, "table_rows": int(keep.sum())}
 
 
 def features_probabilities(model, views: dict[str, np.ndarray]) -> np.ndarray:
@@ -434,8 +432,7 @@ def score_external(spec: str, data: StudyData, settings: StudySettings, progress
 
     model = resolve_model(spec)
     probs = {c: np.full((len(data.labels), len(GENRES)), np.nan) for c in data.conditions}
-    order = [model.labels.index(g) if g in model.labels else None for g in GENRES]
-    if None in order:
+    if set(GENRES) - set(model.labels):
         raise DataError(f"{spec}: its labels {model.labels} are not GTZAN's ten genres")
     for i, path in enumerate(data.paths):
         y = load_audio(path, sr=DEGRADE_RATE, max_seconds=settings.max_seconds).samples
@@ -542,6 +539,7 @@ def run_study(
     from musicgenre.cnn_training import CnnSettings
     from musicgenre.degradations import DEGRADATIONS
     from musicgenre.evaluation import write_json_atomic
+    from musicgenre.musicnn import sha256
 
     unknown = sorted(set(settings.families + settings.augment_families) - set(FAMILY_NAMES))
     if unknown:
@@ -564,9 +562,9 @@ def run_study(
         "study_version": STUDY_VERSION,
         "views": data.folder.name,
         "max_seconds": settings.max_seconds,
-        "shallow_recipe_sha256": _sha256(_bundled_pipeline_file()),
+        "shallow_recipe_sha256": sha256(_bundled_pipeline_file()),
         "cnn_settings": asdict(cnn_settings),
-        "feature_table_sha256": _sha256(settings.feature_table)
+        "feature_table_sha256": sha256(settings.feature_table)
         if "features_table" in settings.families and settings.feature_table
         else None,
     }
@@ -633,10 +631,6 @@ def _bundled_pipeline_file() -> Path:
     from musicgenre.modelio import PIPELINE_NAME, bundled_model_path
 
     return bundled_model_path("shallow") / PIPELINE_NAME
-
-
-def _sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _table(path: str):
