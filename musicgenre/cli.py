@@ -12,8 +12,19 @@ from musicgenre.audio import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError, describe_failure
 
 
+def _ray_address(args: argparse.Namespace, inputs: str = "inputs") -> None:
+    """``--ray a.wav b.wav``: argparse takes the first input for the optional address; give it back."""
+    import re
+
+    if args.ray and not re.fullmatch(r"auto|ray://\S+|[\w.-]+:\d+", args.ray):
+        getattr(args, inputs).insert(0, args.ray)
+        args.ray = ""
+
+
 def _features(args: argparse.Namespace) -> int:
     from musicgenre.table import extract_inputs
+
+    _ray_address(args)
 
     report = extract_inputs(
         args.inputs,
@@ -23,6 +34,7 @@ def _features(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         save_every=args.save_every,
         librosa=args.librosa,
+        cluster=args.ray,
     )
     print(report.summary(args.out), file=sys.stderr)
     return 0
@@ -30,16 +42,20 @@ def _features(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_file
+    from musicgenre.predict import predict_line
 
-    model = resolve_model(args.model, args.revision)
+    tags = args.num_tags if args.tags else 0
+    _ray_address(args, "files")
+    if args.ray is not None:
+        from musicgenre.distributed import predict_lines
+
+        lines = predict_lines(args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers)
+    else:
+        model = resolve_model(args.model, args.revision)
+        lines = (predict_line(model, path, args.max_seconds, tags) for path in args.files)
     failed = 0
-    for path in args.files:
-        try:
-            line = predict_file(model, path, max_seconds=args.max_seconds, tags=args.num_tags if args.tags else 0)
-        except Exception as exc:  # reported on its own line; the other files still get classified
-            line = {"file": path, "error": describe_failure(exc)}
-            failed += 1
+    for line in lines:
+        failed += "error" in line
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
 
@@ -147,6 +163,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _ray_options(p: argparse.ArgumentParser, workers_help: str) -> None:
+    p.add_argument("--workers", type=int, default=None, help=workers_help)
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="compute on a Ray cluster: at ADDRESS (host:port, auto, ray://...), else at $RAY_ADDRESS, else on a local "
+        "Ray instance (pip install 'musicgenre[scale]')",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from musicgenre import __version__
 
@@ -165,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="one row per segment of this length (the 3-second table: 3)"
     )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _ray_options(p, "processes, or Ray actors with --ray (default: all cores, or every CPU of the cluster)")
     p.add_argument(
         "--save-every", type=float, default=10.0, help="seconds between saves of finished rows (what an interruption can lose)"
     )
@@ -200,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
     )
+    _ray_options(p, "Ray actors, each holding the model once (default: one per CPU of the cluster)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser(

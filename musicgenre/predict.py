@@ -89,3 +89,14 @@ def predict_file(model: GenreModel, path: str | os.PathLike, max_seconds: float 
     if audio.truncated:
         out["truncated"] = True
     return out
+
+
+def predict_line(model: GenreModel, path: str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS, tags: int = 0) -> dict:
+    """One line of ``musicgenre predict``: ``predict_file``'s answer, or ``{"file", "error"}`` for a file that cannot
+    be classified (reported on its own line, so the other files still get theirs)."""
+    from musicgenre.errors import describe_failure
+
+    try:
+        return predict_file(model, path, max_seconds=max_seconds, tags=tags)
+    except Exception as exc:
+        return {"file": str(path), "error": describe_failure(exc)}

@@ -98,6 +98,28 @@ def clip_seed(seed: int, track: str) -> int:
 # ---- views: what each family computes from audio, per clip and condition, cached ----
 
 
+def feature_view(y: np.ndarray, window: float, max_seconds: float = DEFAULT_MAX_SECONDS) -> np.ndarray:
+    """A shallow model's feature rows (one per ``window`` seconds) of mono audio at DEGRADE_RATE, as
+    ``predict_array`` computes them for it."""
+    from musicgenre.features import SAMPLE_RATE
+    from musicgenre.modelio import feature_rows
+
+    audio = prepare_audio(y, DEGRADE_RATE, SAMPLE_RATE, max_seconds=max_seconds).samples
+    return feature_rows(windows(audio, SAMPLE_RATE, window), SAMPLE_RATE)
+
+
+def degraded_feature_rows(
+    path: str | os.PathLike, names: list[str], window: float, seed: int = 0, max_seconds: float = DEFAULT_MAX_SECONDS
+) -> np.ndarray:
+    """The feature rows of each named degraded copy of one file, with the study's per-clip randomness: what a
+    feature model trained on degraded copies (the study's augmented variant, the bundled model) learns from."""
+    from musicgenre.degradations import DEGRADATIONS
+
+    y = load_audio(path, sr=DEGRADE_RATE, max_seconds=max_seconds).samples
+    seed = clip_seed(seed, track_id(Path(path).name))
+    return np.vstack([feature_view(DEGRADATIONS[n](y, DEGRADE_RATE, seed), window, max_seconds) for n in names])
+
+
 def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, np.ndarray]:
     """Per family, its per-window representation of mono audio at DEGRADE_RATE, by the served models' code.
 
@@ -106,17 +128,15 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
     """
     from musicgenre.cnn import SAMPLE_RATE as CNN_RATE
     from musicgenre.cnn import window_inputs
-    from musicgenre.features import SAMPLE_RATE as FEATURE_RATE
-    from musicgenre.modelio import feature_rows
     from musicgenre.musicnn import OUTPUTS
     from musicgenre.musicnn import SAMPLE_RATE as PROBE_RATE
 
     def at(rate: int) -> np.ndarray:  # as predict_array prepares any upload for a model of that rate
         return prepare_audio(y, DEGRADE_RATE, rate, max_seconds=max_seconds).samples
 
-    y_feat, y_cnn, y_probe = at(FEATURE_RATE), at(CNN_RATE), at(PROBE_RATE)
+    y_cnn, y_probe = at(CNN_RATE), at(PROBE_RATE)
     out = {
-        "features": feature_rows(windows(y_feat, FEATURE_RATE, recipes.shallow_window), FEATURE_RATE),
+        "features": feature_view(y, recipes.shallow_window, max_seconds),
         "cnn": window_inputs(windows(y_cnn, CNN_RATE, recipes.cnn_window), recipes.cnn_window, CNN_RATE),
     }
     analysed = [backbone.analyse(p, recipes.probe_normalise) for p in windows(y_probe, PROBE_RATE, recipes.probe_window)]
@@ -562,7 +582,7 @@ def run_study(
         "study_version": STUDY_VERSION,
         "views": data.folder.name,
         "max_seconds": settings.max_seconds,
-        "shallow_recipe_sha256": sha256(_bundled_pipeline_file()),
+        "shallow_recipe_sha256": recipe_sha256(recipes.shallow_pipeline),
         "cnn_settings": asdict(cnn_settings),
         "feature_table_sha256": sha256(settings.feature_table)
         if "features_table" in settings.families and settings.feature_table
@@ -627,10 +647,14 @@ def _augment(settings: StudySettings) -> list[str]:
     return [a for a in settings.augment if a.lower() != "none"]
 
 
-def _bundled_pipeline_file() -> Path:
-    from musicgenre.modelio import PIPELINE_NAME, bundled_model_path
+def recipe_sha256(pipeline) -> str:
+    """What an unfitted scikit-learn pipeline is: its steps' types and every plain parameter, hashed. Not the
+    fitted file's bytes: refitting the bundled model on other rows (e.g. with degraded copies) keeps the recipe."""
+    import json
 
-    return bundled_model_path("shallow") / PIPELINE_NAME
+    steps = [(name, f"{type(step).__module__}.{type(step).__qualname__}") for name, step in pipeline.steps]
+    params = {k: repr(v) for k, v in pipeline.get_params(deep=True).items() if k != "steps" and not hasattr(v, "get_params")}
+    return hashlib.sha256(json.dumps({"steps": steps, "params": params}, sort_keys=True).encode()).hexdigest()
 
 
 def _table(path: str):

@@ -110,12 +110,13 @@ def extract_inputs(
     progress: bool = True,
     save_every: float = 10.0,
     librosa: bool = False,
+    cluster: str | None = None,
 ) -> ExtractionReport:
     """Files and dataset folders to a feature table (what ``musicgenre features`` runs)."""
     files = find_audio_files(inputs)
     if not files:
         raise MusicGenreError(f"no audio files found in {', '.join(map(str, inputs))}")
-    return extract_table(files, out, segment_seconds, workers, progress, save_every, librosa)
+    return extract_table(files, out, segment_seconds, workers, progress, save_every, librosa, cluster)
 
 
 def _results(
@@ -159,8 +160,13 @@ def extract_table(
     progress: bool = True,
     save_every: float = 10.0,
     librosa: bool = False,
+    cluster: str | None = None,
 ) -> ExtractionReport:
     """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there.
+
+    ``cluster`` (a Ray address, or "" for ``RAY_ADDRESS`` or else a local Ray instance) computes the rows
+    on a Ray cluster (``musicgenre.distributed``; ``workers`` actors, default one per CPU there) instead
+    of a local process pool (``workers`` processes, default one per core); everything else is the same.
 
     ``librosa`` computes each feature with librosa's own calls, as the public notebooks did (~2x
     slower; a check of the NumPy code's values on one's own data).
@@ -189,12 +195,17 @@ def extract_table(
         else:
             todo.append(p)
         first_of.setdefault(name, p)
-    workers = workers or os.cpu_count() or 1
+    if cluster is None:
+        results = _results(todo, segment_seconds, workers or os.cpu_count() or 1, librosa)
+    else:
+        from musicgenre.distributed import feature_results
+
+        results = feature_results(todo, segment_seconds, librosa, cluster or None, workers)
     last_flush = time.monotonic()
     pending = 0
     bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="features")
     try:
-        for path, new_rows, error in _results(todo, segment_seconds, workers, librosa):
+        for path, new_rows, error in results:
             bar.update(1)
             if error is not None:
                 report.failed[str(path)] = error

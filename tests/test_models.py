@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+import soundfile as sf
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
@@ -17,8 +18,9 @@ from musicgenre.errors import ModelError
 from musicgenre.experiment import FeatureSet, run_all, run_protocol
 from musicgenre.features import FEATURE_COLUMNS
 from musicgenre.modelio import ShallowModel, load_model_folder, save_model
+from musicgenre.robustness_study import degraded_feature_rows
 from musicgenre.shallow import MODELS, make_pipeline, tune
-from musicgenre.splits import kfold
+from musicgenre.splits import filtered_part, filtered_split, kfold
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +235,32 @@ def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
     model = load_model_folder(folder)
     assert model.meta["trained_on"] == "filtered train + valid: 622 tracks"
     assert "filtered valid" in (folder / "README.md").read_text()
+
+    # with GSM-call copies of real clips (10 s of each, written to disk): two on the train list, two on the valid
+    # list; a file named as a test-list track is never read (it is not audio: reading it would fail)
+    copies = tmp_path / "copies"
+    chosen = {part: [c for c in mini_clips if filtered_part([c.stem])[0] == part][:2] for part in ("train", "valid")}
+    for clip in chosen["train"] + chosen["valid"]:
+        (copies / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        y, sr = sf.read(clip)
+        sf.write(copies / clip.parent.name / clip.name, y[: 10 * sr], sr)
+    held_out = sorted(filtered_split()["test"])[0]
+    (copies / held_out.split(".")[0]).mkdir(exist_ok=True)
+    (copies / held_out.split(".")[0] / f"{held_out}.wav").write_bytes(b"not audio")
+    augmented = train_bundled(
+        str(small), str(out / "results.json"), str(tmp_path / "augmented"), augment=["phone"], audio_dir=copies
+    )
+    model = load_model_folder(augmented)
+    aug = model.meta["augmentation"]
+    assert model.meta["trained_on"] == "filtered train + valid: 622 tracks + 4 phone copies of their clips"
+    assert aug["clips"] == {"train": 2, "valid": 2} and aug["rows"] == 4
+    assert aug["with"]["train_rows"] == aug["without"]["train_rows"] + 2  # the check fits only the train list's copies
+    assert aug["with"]["valid_clips_degraded"]["n"] == aug["with"]["valid_clips_clean"]["n"] == 2
+    card = (augmented / "README.md").read_text()
+    assert "## Degraded copies" in card and "No robustness study result was given" in card
+    rows = degraded_feature_rows(copies / chosen["valid"][0].parent.name / chosen["valid"][0].name, ["phone"], 30.0)
+    plain = load_model_folder(folder)
+    assert not np.allclose(model.predict_proba(rows), plain.predict_proba(rows))  # the copies changed the model
 
 
 def filtered_like_segments() -> FeatureSet:

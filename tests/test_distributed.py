@@ -1,0 +1,158 @@
+"""`musicgenre features --ray` and `predict --ray` on a real Ray cluster on 127.0.0.1: a head and one more worker
+node, started with `ray start` as a user would, one CPU each. The rows must be the local process pool's, byte for
+byte, and the predictions the local ones within 1e-6; unreadable files are listed; a table half done is resumed;
+a worker killed mid-run still leaves every file exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_audio
+
+pytest.importorskip("ray", reason="the Ray tests need the scale extra: pip install -e '.[scale]'")
+RAY = Path(sys.executable).with_name("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Ray 2.5x's clusters require a token (as a user's would): one for this cluster, given to every process.
+TOKEN_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The address of a two-node Ray cluster on loopback (stopped afterwards)."""
+    port, temp = _free_port(), tmp_path_factory.mktemp("ray")
+    env = {**os.environ, **TOKEN_ENV}
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    head = [str(RAY), "start", "--head", "--port", str(port), "--temp-dir", str(temp), "--include-dashboard", "false"]
+    subprocess.run([*head, *common], env=env, check=True, capture_output=True, timeout=300)
+    address = f"127.0.0.1:{port}"
+    try:
+        subprocess.run([str(RAY), "start", "--address", address, *common], env=env, check=True, capture_output=True, timeout=300)
+        yield address
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    for genre in ("jazz", "rock"):
+        (folder / genre).mkdir()
+    return [
+        write_audio(folder / g / f"{g}.0000{i}.wav", seconds=6.0, seed=i + 10 * k)
+        for k, g in enumerate(("jazz", "rock"))
+        for i in range(3)
+    ]
+
+
+def _musicgenre(*args: str, **kwargs) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "musicgenre", *args]
+    env = {**os.environ, **TOKEN_ENV}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _features(*args: str, **kwargs) -> subprocess.Popen:
+    return _musicgenre("features", "--no-progress", *args, **kwargs)
+
+
+def _run(*args: str) -> str:
+    proc = _features(*args)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+@pytest.fixture(scope="module")
+def local_table(clips, tmp_path_factory) -> Path:
+    """What the local process pool writes for the same files."""
+    out = tmp_path_factory.mktemp("local") / "local.csv"
+    _run("--workers", "2", "--out", str(out), *map(str, clips))
+    return out
+
+
+@pytest.mark.slow
+def test_rows_on_the_cluster_are_the_local_pools_and_a_table_half_done_is_resumed(cluster, clips, local_table, tmp_path):
+    out = tmp_path / "cluster.csv"
+    _run("--workers", "2", "--out", str(out), *map(str, clips[:2]))  # half done, locally
+    broken = tmp_path / "jazz.00009.wav"
+    broken.write_bytes(b"RIFF, but not a WAV file")
+    err = _run("--out", str(out), "--ray", cluster, *map(str, clips), str(broken))
+    assert f"{len(clips) - 2} files added, 2 already present, 1 unreadable" in err, err[-3000:]
+    assert f"unreadable: {broken}" in err
+    assert out.read_bytes() == local_table.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_still_leaves_every_file_exactly_once(cluster, clips, local_table, tmp_path):
+    import psutil
+
+    out = tmp_path / "killed.csv"
+    proc = _features("--ray", cluster, "--out", str(out), *map(str, clips))
+    killed, deadline = None, time.monotonic() + 600
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            if any("MapBatches(_Extractor)).submit" in part for part in (p.info["cmdline"] or [])):
+                os.kill(p.info["pid"], signal.SIGKILL)  # while it extracts a file
+                killed = p.info["pid"]
+                break
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=900)
+    assert killed is not None, "no extraction worker was seen running"
+    assert proc.returncode == 0, err[-3000:]
+    assert f"{len(clips)} files added, 0 already present, 0 unreadable" in err
+    assert out.read_bytes() == local_table.read_bytes()  # each file once, in order, with the same values
+
+
+@pytest.mark.slow
+def test_predictions_on_the_cluster_are_the_local_ones(cluster, clips, tmp_path):
+    """The default model (the pretrained probe) with tags, and a file that is not audio: the same lines, in order."""
+    broken = tmp_path / "notes.wav"
+    broken.write_text("not audio")
+    files = [*map(str, clips[:4]), str(broken)]
+    outputs = []
+    for where in ([], ["--ray", cluster]):
+        proc = _musicgenre("predict", "--tags", *where, *files)
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 1, err[-3000:]  # as locally: one file could not be classified
+        outputs.append([json.loads(line) for line in out.splitlines()])
+    local, remote = outputs
+    assert [line["file"] for line in remote] == files
+    assert remote[-1] == local[-1] and "error" in remote[-1]
+    for mine, theirs in zip(local[:-1], remote[:-1], strict=True):
+        assert mine["genre"] == theirs["genre"] and [t["tag"] for t in mine["tags"]] == [t["tag"] for t in theirs["tags"]]
+        assert max(abs(mine["scores"][g] - theirs["scores"][g]) for g in mine["scores"]) < 1e-6
+
+
+def test_without_ray_the_flag_says_what_to_install(tmp_path, monkeypatch):
+    from musicgenre import distributed
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(distributed.ClusterError, match=r"pip install 'musicgenre\[scale\]'"):
+        distributed.connect("127.0.0.1:1")
+
+
+def test_the_address_is_optional_before_the_inputs():
+    from musicgenre.cli import _ray_address, build_parser
+
+    args = build_parser().parse_args(["features", "--ray", "a.wav", "b.wav", "--out", "t.csv"])
+    _ray_address(args)
+    assert (args.ray, args.inputs) == ("", ["a.wav", "b.wav"])
+    args = build_parser().parse_args(["features", "--ray", "10.0.0.5:6379", "a.wav", "--out", "t.csv"])
+    _ray_address(args)
+    assert (args.ray, args.inputs) == ("10.0.0.5:6379", ["a.wav"])
