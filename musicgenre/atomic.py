@@ -13,8 +13,8 @@ from typing import IO
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator[IO[str]]:
-    """Open a temporary text file beside ``path``; on success it is synced and renamed over ``path``."""
+def atomic_open(path: str | os.PathLike, newline: str | None = None, binary: bool = False) -> Iterator[IO]:
+    """Open a temporary file (text, or ``binary``) beside ``path``; on success it is synced and renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
@@ -22,7 +22,7 @@ def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make the finished file private
     try:
-        with os.fdopen(fd, "w", newline=newline) as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline=newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

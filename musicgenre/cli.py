@@ -41,11 +41,13 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from musicgenre.data import expand_lists
     from musicgenre.modelio import resolve_model
     from musicgenre.predict import predict_line
 
     tags = args.num_tags if args.tags else 0
     _ray_address(args, "files")
+    args.files = expand_lists(args.files)
     if args.ray is not None:
         from musicgenre.distributed import predict_lines
 
@@ -189,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract the public GTZAN table's features from audio files or dataset folders. "
         "Resumable: clips already in --out are skipped; unreadable files are reported and skipped.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or a GTZAN-like dataset folder")
-    p.add_argument("--out", required=True, help="CSV file to create or extend")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="audio files, GTZAN-like dataset folders, or lists of paths (.txt, .parquet)"
+    )
+    p.add_argument("--out", required=True, help="CSV file to create or extend (.parquet: a Parquet table)")
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="one row per segment of this length (the 3-second table: 3)"
     )
@@ -212,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         description='Prints {"file", "genre", "scores"} per file. Longer input is classified window by window '
         "and the probabilities averaged. Exit status 1 if any file could not be classified.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="audio files, or lists of them (.txt: one path per line; .parquet: a path column)",
+    )
     p.add_argument(
         "--model",
         default="bundled",

@@ -73,15 +73,43 @@ def _genre_root(root: Path) -> Path | None:
     return None
 
 
+def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
+    """The inputs with each list of paths replaced by its paths: a ``.txt`` file (one path per line; blank lines and
+    ``#`` comments skipped) or a ``.parquet`` file with a ``path`` column. Relative paths are relative to the list's
+    folder, so a list travels with its collection."""
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        suffix = path.suffix.lower()
+        if suffix not in (".txt", ".parquet") or not path.is_file():
+            out.append(str(item))
+            continue
+        try:
+            if suffix == ".txt":
+                listed = [line.strip() for line in path.read_text().splitlines()]
+                listed = [line for line in listed if line and not line.startswith("#")]
+            else:
+                import pyarrow.parquet as pq
+
+                listed = [str(p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist()]
+        except ImportError:
+            raise DataError(f"{path}: a Parquet list of paths needs pyarrow: pip install 'musicgenre[scale]'") from None
+        except (OSError, UnicodeDecodeError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read it as a list of paths ({exc})") from None
+        out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in listed)
+    return out
+
+
 def find_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and dataset folders into a sorted, de-duplicated list of audio files.
+    """Expand files, dataset folders and lists of paths (``expand_lists``) into a sorted, de-duplicated list of
+    audio files.
 
     Folders may use any common GTZAN layout: ``<genre>/<genre>.NNNNN.wav``,
     ``genres_original/<genre>/...`` (the Kaggle copy), ``genres/<genre>/*.au`` (the original
     archive), or just be a folder of audio files.
     """
     found: list[Path] = []
-    for item in inputs:
+    for item in expand_lists(inputs):
         path = Path(item)
         if path.is_dir():
             base = _genre_root(path) or path

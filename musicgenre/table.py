@@ -65,10 +65,33 @@ def _init_worker() -> None:
     threadpool_limits(1)
 
 
+def _parquet(out: Path) -> bool:
+    return out.suffix.lower() == ".parquet"
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise DataError("a .parquet table needs pyarrow: pip install 'musicgenre[scale]'") from None
+    return pyarrow
+
+
 def read_rows(out: Path) -> list[dict]:
-    """Rows already in the table at ``out``; a file that is not such a table is left alone, with an error."""
+    """Rows already in the table at ``out`` (CSV, or Parquet by its suffix); a file that is not such a table is
+    left alone, with an error."""
     if not out.exists():
         return []
+    if _parquet(out):
+        pa = _pyarrow()
+        try:
+            table = pa.parquet.read_table(out)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{out}: exists but cannot be read as a Parquet table ({exc}); choose another --out") from None
+        if "filename" not in table.column_names:
+            raise DataError(f"{out}: exists but is not a feature table (no 'filename' column); choose another --out")
+        return table.to_pylist()
     try:
         with out.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -81,7 +104,20 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
-    """Replace the table at ``out`` with ``rows`` in one atomic step."""
+    """Replace the table at ``out`` with ``rows`` in one atomic step: CSV, or Parquet (by the suffix: typed columns
+    that ``datasets.load_dataset("parquet", ...)`` and pandas read as they are) for large tables."""
+    if _parquet(out):
+        pa = _pyarrow()
+        columns = {c: [r.get(c) for r in rows] for c in TABLE_COLUMNS} if (rows := list(rows)) else {}
+        schema = pa.schema(
+            [("filename", pa.string()), ("length", pa.int64())]
+            + [(c, pa.float64()) for c in TABLE_COLUMNS[2:-1]]
+            + [("label", pa.string())]
+        )
+        table = pa.Table.from_pydict({c: columns.get(c, []) for c in TABLE_COLUMNS}, schema=schema)
+        with atomic_open(out, binary=True) as f:
+            pa.parquet.write_table(table, f)
+        return
     with atomic_open(out, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -133,7 +169,10 @@ def _results(
     if librosa:
         jitcache.ensure_ready()
     if workers <= 1 or len(todo) <= 1:
-        yield from map(_worker, jobs)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # as in the pool's workers (and Ray's actors): the same values, bit for bit
+            yield from map(_worker, jobs)
         return
     done = 0
     for deaths in range(3):

@@ -145,3 +145,38 @@ def test_same_file_name_twice_and_bad_segment_length(tmp_path):
         with pytest.raises(DataError, match="segment length must be positive"):
             extract_table([first], tmp_path / "t3.csv", segment_seconds=bad, progress=False)
     assert not (tmp_path / "t3.csv").exists()
+
+
+def test_lists_of_paths_and_a_parquet_table_resume_like_a_csv(tmp_path):
+    """A .txt and a .parquet list of paths as inputs, a Parquet table as output: the CSV's values, typed, resumable,
+    and loadable by the Hugging Face datasets library as it is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    music = tmp_path / "music" / "rock"
+    music.mkdir(parents=True)
+    clips = [write_audio(music / f"rock.0000{i}.wav", seconds=4.0, seed=i) for i in range(3)]
+    (tmp_path / "music" / "list.txt").write_text(f"# two clips, relative to this list\nrock/{clips[0].name}\n\n{clips[1]}\n")
+    pq.write_table(pa.table({"path": [str(clips[2])]}), tmp_path / "more.parquet")
+
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    assert _features(str(tmp_path / "music" / "list.txt"), "--out", str(parquet)).returncode == 0
+    resumed = _features(str(tmp_path / "music" / "list.txt"), str(tmp_path / "more.parquet"), "--out", str(parquet))
+    assert resumed.returncode == 0 and "1 files added, 2 already present, 0 unreadable" in resumed.stderr, resumed.stderr
+    assert _features(*map(str, clips), "--out", str(csv)).returncode == 0
+
+    table = pq.read_table(parquet)
+    assert table.column_names == TABLE_COLUMNS and table.schema.field("length").type == pa.int64()
+    # the same rows and values, typed instead of text (in one process or in a pool: one BLAS thread either way)
+    assert table.to_pandas().equals(pd.read_csv(csv, dtype={"label": "str"}, engine="python"))
+
+    from datasets import load_dataset
+
+    loaded = load_dataset("parquet", data_files=str(parquet), split="train")
+    assert loaded.column_names == TABLE_COLUMNS and loaded["filename"] == [c.name for c in clips]
+
+
+def test_an_unreadable_list_of_paths_is_a_clear_error(tmp_path):
+    (tmp_path / "list.parquet").write_bytes(b"not parquet")
+    failed = _features(str(tmp_path / "list.parquet"), "--out", str(tmp_path / "t.csv"))
+    assert failed.returncode != 0 and "cannot read it as a list of paths" in failed.stderr and "Traceback" not in failed.stderr
