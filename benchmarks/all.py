@@ -1,6 +1,6 @@
 """Every benchmark, one after another, each writing its JSON next to this file and printing its table.
 
-    python benchmarks/all.py                 # features, inference, transformer inference, load, start-up
+    python benchmarks/all.py                 # features, inference, transformer inference, load, start-up, scale
     python benchmarks/all.py --only load features
 
 Each runs in its own process (as when run alone), so one's imports and memory do not colour
@@ -17,7 +17,7 @@ from pathlib import Path
 from musicgenre.args import parse_dataclasses
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("features", "inference", "transformer_inference", "load", "startup")
+BENCHMARKS = ("features", "inference", "transformer_inference", "load", "startup", "scale")
 
 
 @dataclass

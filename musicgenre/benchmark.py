@@ -158,3 +158,82 @@ def _onnx_variant(model, x, repeats: int, dynamic: bool):
         export_onnx(model, path, example=None if dynamic else x)
         session = open_session(path, torch.get_num_threads())
     return _best_of(lambda: session.run(None, {"input_values": x.numpy()})[0], repeats)
+
+
+def _timed_features(files: list[Path], out: Path, *options: str, env: dict | None = None) -> float:
+    """Wall seconds of one whole ``musicgenre features`` process (what a user waits for)."""
+    import subprocess
+    import sys
+
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "musicgenre", "features", "--no-progress", "--out", str(out), *options, *map(str, files)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:8])} ...: {done.stderr[-2000:]}")
+    return seconds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
+    """Clips per second of the feature table: the local process pool, and Ray with 1 and 2 workers on a running
+    cluster of this machine's cores (the engine's overhead), plus a Ray instance started by the command itself.
+
+    Every number is one whole process on the same clips in the same run. From the two cluster runs,
+    per-clip cost ``c`` and fixed overhead ``o`` (``T(w) = o + n·c/w``) give a projection for more workers.
+    """
+    import secrets
+    import subprocess
+    import sys
+
+    files = find_audio_files([audio_dir])[:n_clips]
+    ray = str(Path(sys.executable).with_name("ray"))
+    cores = os.cpu_count() or 1
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        seconds["local pool, 2 workers"] = _timed_features(files, tmp / "local.csv", "--workers", "2", env=env)
+        seconds["Ray, local instance started by the command, 2 workers"] = _timed_features(
+            files, tmp / "own.csv", "--ray", "--workers", "2", env=env
+        )
+        port = _free_port()
+        start = ["start", "--head", "--port", str(port), "--num-cpus", str(cores), "--include-dashboard", "false"]
+        subprocess.run([ray, *start, "--disable-usage-stats"], env=env, check=True, capture_output=True)
+        try:
+            for workers in (1, 2):
+                seconds[f"Ray cluster, {workers} worker{'s' * (workers > 1)}"] = _timed_features(
+                    files, tmp / f"ray{workers}.csv", "--ray", f"127.0.0.1:{port}", "--workers", str(workers), env=env
+                )
+        finally:
+            subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
+        same = all((tmp / f).read_bytes() == (tmp / "local.csv").read_bytes() for f in ("own.csv", "ray1.csv", "ray2.csv"))
+    t1, t2 = seconds["Ray cluster, 1 worker"], seconds["Ray cluster, 2 workers"]
+    per_clip = 2 * (t1 - t2) / len(files)  # T(1) - T(2) = n c / 2
+    overhead = t2 - len(files) * per_clip / 2
+    local = seconds["local pool, 2 workers"]
+    return {
+        "clips": len(files),
+        "clip_seconds": 30.0,
+        "statistic": "whole `musicgenre features` process, wall seconds, one run each",
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "clips_per_second": {k: round(len(files) / v, 2) for k, v in seconds.items()},
+        "ray_2_workers_vs_local_pool": (ratio := round(local / t2, 3)),
+        "target": "Ray with 2 CPUs within 15% of the local pool (ratio >= 0.85)",
+        "target_met": ratio >= 0.85,
+        "tables_identical": same,
+        "model": {"per_clip_core_seconds": round(per_clip, 3), "fixed_overhead_seconds": round(overhead, 2)},
+        "projection_hours": {
+            f"{n:,} clips on {w} workers": round((overhead + n * per_clip / w) / 3600, 2)
+            for n, w in ((106_574, 16), (106_574, 64), (1_000_000, 64), (1_000_000, 256))
+        },
+        "machine": f"{platform.machine()}, {cores} cores, Python {platform.python_version()}",
+    }

@@ -6,8 +6,8 @@ local path does with them (``table.extract_table``: skip what the table already 
 every few seconds, list unreadable files; ``predict``: print each file's line, an error line for a file
 that cannot be classified). So the output is the local path's, the table is resumable in the same way,
 and every file appears exactly once even when Ray reruns a task whose worker died (Ray Data restarts a
-dead actor and retries its batch; the driver keeps the first answer per file). Models load once per
-actor, not per file.
+dead actor and retries a task or batch whose worker died; the driver keeps the first answer per file).
+Models load once per actor, not per file.
 
 Ray is an optional dependency (``pip install 'musicgenre[scale]'``), imported only here.
 """
@@ -42,28 +42,24 @@ def connect(address: str | None = None) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
-class _Extractor:
-    """A Ray Data actor: one file's feature rows per call, as the local pool's worker computes them."""
+def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
+    """A Ray Data task: each file's feature rows, as the local pool's worker computes them. A plain task, not an
+    actor: there is no model to hold, and tasks start on the workers Ray keeps ready."""
+    from threadpoolctl import threadpool_limits
 
-    def __init__(self, segment_seconds: float | None, librosa: bool):
-        from threadpoolctl import threadpool_limits
+    from musicgenre.table import _worker
 
-        threadpool_limits(1)  # one core per actor, as the local pool's workers
-        if librosa:
-            from musicgenre import jitcache
+    if librosa:
+        from musicgenre import jitcache
 
-            jitcache.ensure_ready()  # this node's numba cache, checked (and built) before any kernel runs
-        self.segment_seconds, self.librosa = segment_seconds, librosa
-
-    def __call__(self, batch: dict) -> dict:
-        from musicgenre.table import _worker
-
-        rows, errors = [], []
+        jitcache.ensure_ready()  # this node's numba cache, checked (and built) before any kernel runs
+    rows, errors = [], []
+    with threadpool_limits(1):  # one core per task, as the local pool's workers: the same values, bit for bit
         for path in batch["path"]:
-            _, new_rows, error = _worker((Path(path), self.segment_seconds, self.librosa))
+            _, new_rows, error = _worker((Path(path), segment_seconds, librosa))
             rows.append("" if new_rows is None else json.dumps(new_rows))  # floats round-trip exactly through JSON
             errors.append(error or "")
-        return {"path": list(batch["path"]), "rows": rows, "error": errors}
+    return {"path": list(batch["path"]), "rows": rows, "error": errors}
 
 
 class _Predictor:
@@ -81,9 +77,9 @@ class _Predictor:
         return {"path": list(batch["path"]), "line": lines}
 
 
-def _run(paths: list[str], actor: type, kwargs: dict, address: str | None, workers: int | None) -> Iterator[dict]:
-    """Each path's output row from ``workers`` actors of ``actor`` (default: one per CPU of the cluster), in the
-    order of ``paths``, once each."""
+def _run(paths: list[str], fn, kwargs: dict, address: str | None, workers: int | None) -> Iterator[dict]:
+    """Each path's output row from ``fn`` (a function: ``workers`` tasks at a time; a class: ``workers`` actors,
+    each built once with ``kwargs``; default: one per CPU of the cluster), in the order of ``paths``, once each."""
     import ray
 
     connect(address)
@@ -94,7 +90,8 @@ def _run(paths: list[str], actor: type, kwargs: dict, address: str | None, worke
     context.enable_progress_bars = False
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     items = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), 4 * workers))
-    out = items.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=1, concurrency=workers, num_cpus=1)
+    args = {"fn_constructor_kwargs": kwargs} if isinstance(fn, type) else {"fn_kwargs": kwargs}
+    out = items.map_batches(fn, **args, batch_size=1, concurrency=workers, num_cpus=1)
     seen = set()
     for row in out.iter_rows():
         if row["path"] in seen:  # a retried batch that had been delivered already
@@ -124,5 +121,5 @@ def feature_results(
     """Each file's (path, rows, error) as ``table._results`` yields them, computed on the cluster, in the order of
     ``todo``."""
     kwargs = {"segment_seconds": segment_seconds, "librosa": librosa}
-    for row in _run([str(p) for p in todo], _Extractor, kwargs, address, workers):
+    for row in _run([str(p) for p in todo], _extract, kwargs, address, workers):
         yield Path(row["path"]), json.loads(row["rows"]) if row["rows"] else None, row["error"] or None

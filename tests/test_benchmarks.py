@@ -61,3 +61,21 @@ def test_load_benchmark_checks_every_answer(tmp_path):
     assert burst["requests"] == 6 and burst["problems"] == [] and burst["server_alive"]
     assert burst["refused_as_expected"] == 3  # clients start at files 0 and 3 of clip, bad, clip, bad, ...
     assert burst["latency_p95_seconds"] >= burst["latency_p50_seconds"] > 0 and burst["server_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_scale_benchmark_times_the_pool_and_ray_on_the_same_tables(tmp_path):
+    """A small run of benchmarks/scale.py: every variant wrote the local pool's table, byte for byte."""
+    pytest.importorskip("ray", reason="needs the scale extra")
+    for i in range(4):
+        write_audio(tmp_path / f"rock.{i:05d}.wav", seconds=6.0, seed=i)
+    out = tmp_path / "scale.json"
+    cmd = [sys.executable, "benchmarks/scale.py", "--audio_dir", str(tmp_path), "--n_clips", "4", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["clips"] == 4 and result["tables_identical"]
+    assert len(result["seconds"]) == 4 and all(v > 0 for v in result["seconds"].values())
+    ratio = result["seconds"]["local pool, 2 workers"] / result["seconds"]["Ray cluster, 2 workers"]
+    assert result["ray_2_workers_vs_local_pool"] == pytest.approx(ratio, abs=2e-3)  # rounded to 3 decimals
+    assert result["target_met"] == (result["ray_2_workers_vs_local_pool"] >= 0.85)

@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_run_still_leaves_every_file_exactly_once(cluster, c
     killed, deadline = None, time.monotonic() + 600
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
         for p in psutil.process_iter(["pid", "cmdline"]):
-            if any("MapBatches(_Extractor)).submit" in part for part in (p.info["cmdline"] or [])):
+            if any("MapBatches(_extract)" in part for part in (p.info["cmdline"] or [])):
                 os.kill(p.info["pid"], signal.SIGKILL)  # while it extracts a file
                 killed = p.info["pid"]
                 break
