@@ -193,6 +193,8 @@ def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
     import subprocess
     import sys
 
+    import numpy as np
+
     files = find_audio_files([audio_dir])[:n_clips]
     ray = str(Path(sys.executable).with_name("ray"))
     cores = os.cpu_count() or 1
@@ -220,6 +222,7 @@ def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
     per_clip = 2 * (t1 - t2) / len(files)  # T(1) - T(2) = n c / 2
     overhead = t2 - len(files) * per_clip / 2
     local = seconds["local pool, 2 workers"]
+    local_overhead = local - len(files) * per_clip / 2
     return {
         "clips": len(files),
         "clip_seconds": 30.0,
@@ -230,7 +233,15 @@ def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
         "target": "Ray with 2 CPUs within 15% of the local pool (ratio >= 0.85)",
         "target_met": ratio >= 0.85,
         "tables_identical": same,
-        "model": {"per_clip_core_seconds": round(per_clip, 3), "fixed_overhead_seconds": round(overhead, 2)},
+        "model": {
+            "per_clip_core_seconds": round(per_clip, 3),
+            "fixed_overhead_seconds": round(overhead, 2),
+            "local_pool_overhead_seconds": round(local_overhead, 2),
+            # T_local(n) = o_l + n c / 2 against T_ray(n) = o + n c / 2: the collection size where the ratio reaches 0.85
+            "clips_where_ray_is_within_15_percent": int(np.ceil(2 * (0.85 * overhead - local_overhead) / (0.15 * per_clip)))
+            if per_clip > 0
+            else None,
+        },
         "projection_hours": {
             f"{n:,} clips on {w} workers": round((overhead + n * per_clip / w) / 3600, 2)
             for n, w in ((106_574, 16), (106_574, 64), (1_000_000, 64), (1_000_000, 256))
