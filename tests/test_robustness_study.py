@@ -64,10 +64,10 @@ def test_views_give_each_served_model_its_own_answer(mini_clips):
 
 
 @pytest.mark.slow
-def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tmp_path, monkeypatch):
+def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_hubert, tmp_path, monkeypatch):
     """Four real 4 s excerpts per genre (the probe's inner CV needs two per genre in training), two folds, three
-    conditions, every family with and without augmentation plus one model as given; then a rerun recomputes
-    nothing, and the report draws the heat map."""
+    conditions, every family with and without augmentation plus two models as given (one a transformers
+    checkpoint); then a rerun recomputes nothing, and the report draws the heat map."""
     import robustness as experiment
 
     from musicgenre import robustness_study
@@ -78,7 +78,7 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tmp_path, 
     argv = [
         *("--data_dir", str(data), "--out_dir", str(out), "--cache_dir", str(cache)),
         *("--folds", "2", "--cnn_epochs", "1", "--degradations", "clean", "phone", "gain_-30db"),
-        *("--augment", "phone", "--models", "bundled:shallow"),
+        *("--augment", "phone", "--models", "bundled:shallow", str(tiny_hubert)),
         *("--feature_table", str(shared_data / "features_30_sec.csv")),
     ]
     experiment.main(argv)
@@ -96,7 +96,9 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tmp_path, 
         ("cnn", ()),
         ("cnn", ("phone",)),
         ("external", ()),
+        ("external", ()),
     ]
+    assert [m["name"] for m in study["models"][-2:]] == ["bundled:shallow", str(tiny_hubert)]
     truth = np.array(study["truth"])
     for m in study["models"]:
         assert set(m["conditions"]) == set(study["conditions"])
