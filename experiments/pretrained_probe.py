@@ -58,18 +58,13 @@ def main(argv: list[str] | None = None) -> None:
         for file, error in data.failed.items():
             print(f"unreadable, left out: {file}: {error}", flush=True)
         for protocol in [*args.protocols, "zero-shot"]:
-            key = {
-                "settings": asdict(settings),
-                "protocol": protocol,
-                "data_dir": data_name,
-                "tracks": len(data.labels),
-                **result_identity(settings),
-            }
+            run = {"settings": asdict(settings), "protocol": protocol, "data_dir": data_name, "tracks": len(data.labels)}
+            key = {**run, **result_identity(settings)}  # reused only if the backbone and preprocessing are the same
             done = next((r for r in results if {k: r.get(k) for k in key} == key), None)
             if done is None:
                 scored = zero_shot(data, backbone) if protocol == "zero-shot" else cross_validate(data, protocol, settings)
                 done = {**key, "family": "musicnn-probe", **scored}
-                results = [r for r in results if {k: r.get(k) for k in key} != key] + [done]
+                results = [r for r in results if {k: r.get(k) for k in run} != run] + [done]  # supersedes older runs
                 write_json_atomic(path, results)
             acc = done["out_of_fold"]["accuracy"] if "out_of_fold" in done else done["accuracy"]
             n = done["out_of_fold"]["n"] if "out_of_fold" in done else done["n"]

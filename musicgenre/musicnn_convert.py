@@ -4,9 +4,9 @@ The wheel cannot be installed next to this project (it pins numpy<1.17), so it i
 zip: a checkpoint's ``.index`` and ``.data`` files are extracted and read by file prefix with
 TensorFlow's checkpoint reader (its ``checkpoint`` file names the author's home directory).
 Written per backbone, into ``musicgenre/pretrained/<name>/``: ``model.safetensors`` (the PyTorch
-port's weights and librosa's mel filter bank), ``model.onnx`` (the same network, checked against
-the port), ``config.json`` and a model card. Needs TensorFlow, torch and librosa; nothing at run
-time does.
+port's weights and librosa's mel filter bank), ``model.onnx`` (the same network with its low-rank
+convolutions factored, checked against the port), ``config.json`` and a model card. Needs TensorFlow,
+torch and librosa; nothing at run time does.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ WHEEL_SHA256 = (
     "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"  # the file PyPI serves; anything else is refused
 )
 ONNX_TOLERANCE = 1e-5  # largest difference of any output, relative to its largest value, on a probe batch
+LOW_RANK_TOLERANCE = 1e-7  # singular values below this share of the largest are dropped (musicnn_torch.low_rank)
 # Tag lists as in the wheel's configuration.py (checked against it at conversion).
 DATASETS = {
     "MSD_musicnn": "the Million Song Dataset with its 50 most frequent Last.fm tags (Bertin-Mahieux et al. 2011)",
@@ -155,7 +156,12 @@ musicnn (Pons & Serra 2019) trained by its authors on {DATASETS[name]}: {config[
 parameters. Converted from the TF-1 checkpoint in the `musicnn` 0.1.0 wheel on PyPI
 (`{config["source"]["wheel"]}`, SHA-256 `{config["source"]["wheel_sha256"][:16]}…`) to a PyTorch port
 (`{WEIGHTS_FILE}`) and ONNX (`{ONNX_FILE}`), which agree with the original TensorFlow graph
-(`tests/test_musicnn.py` checks the port and the ONNX file against it on real clips).
+(`tests/test_musicnn.py` checks the port and the ONNX file against it on real clips). The ONNX file
+computes the same function with fewer multiply-adds: the filters of several convolutions span few
+dimensions (ranks {", ".join(f"{k} {v}" for k, v in config["onnx_low_rank"]["ranks"].items())}; singular values
+below {config["onnx_low_rank"]["tolerance"]:g} of the largest dropped), so each is run as its basis filters and a
+1x1 mix (`musicgenre.musicnn_torch.low_rank`); it differs from the port by at most
+{config["onnx_largest_relative_difference_on_probe"]:.1e} of each output's largest value on a probe batch.
 
 ## Input
 16 kHz mono; mel power spectrogram with n_fft {N_FFT}, hop {HOP}, {N_MELS} bands (librosa's filter bank,
@@ -195,7 +201,7 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from musicgenre.musicnn_torch import MusicnnNet, from_tensorflow
+    from musicgenre.musicnn_torch import MusicnnNet, from_tensorflow, low_rank
 
     if name not in BACKBONES:
         raise ModelError(f"no musicnn checkpoint {name!r} to convert; choose from {', '.join(BACKBONES)}")
@@ -209,7 +215,8 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
     out = Path(out_dir) / name
     with atomic_folder(out) as tmp:
         save_file({**state, "mel_basis": torch.from_numpy(mel_basis())}, str(tmp / WEIGHTS_FILE))
-        export_onnx(net, tmp / ONNX_FILE)
+        factored, ranks = low_rank(net, LOW_RANK_TOLERANCE)  # the same function, ~5x fewer multiply-adds
+        export_onnx(factored, tmp / ONNX_FILE)
         probe = np.random.default_rng(0).normal(1.0, 0.5, size=(3, PATCH_FRAMES, N_MELS)).clip(0).astype(np.float32)
         from musicgenre.onnx_runtime import open_session
 
@@ -234,6 +241,7 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
             "embeddings": {"penultimate": 200, "mean_pool": net.features, "max_pool": net.features},
             "onnx_sha256": sha256(tmp / ONNX_FILE),
             "onnx_largest_relative_difference_on_probe": change,
+            "onnx_low_rank": {"tolerance": LOW_RANK_TOLERANCE, "ranks": ranks},
             "trained_on": DATASETS[name],
             "training": {k: train_config.get(k) for k in ("n_frames", "pre_processing", "pad_short", "epochs", "learning_rate")},
             "source": {

@@ -96,6 +96,46 @@ def test_conversion_reproduces_the_shipped_weights(wheel, tmp_path):
     assert "Universitat Pompeu Fabra" in card and "arXiv:1909.06654" in card and "Million Song Dataset" in card
 
 
+def test_the_shipped_onnx_runs_the_factored_network_and_computes_the_ports_function(real_patches):
+    """The ONNX file is the port with its low-rank convolutions factored (ranks as its config records): far fewer
+    multiply-adds, the same outputs on real clips within the conversion's tolerance."""
+    import torch
+
+    from musicgenre.musicnn import load_torch_network
+    from musicgenre.musicnn_convert import ONNX_TOLERANCE
+    from musicgenre.musicnn_torch import LowRankConv, low_rank
+
+    net = load_torch_network(backbone_path())
+    factored, ranks = low_rank(net)
+    config = json.loads((backbone_path() / "config.json").read_text())
+    assert ranks == config["onnx_low_rank"]["ranks"] and ranks["timbral.0"] < 204 / 4
+
+    def macs(model) -> int:  # multiply-adds of the convolutions on one patch (the front-end's output sizes)
+        total, hooks = 0, []
+
+        def count(module, _, out):
+            nonlocal total
+            total += out.numel() * module.weight[0].numel()
+
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d):
+                hooks.append(m.register_forward_hook(count))
+        with torch.inference_mode():
+            model(torch.from_numpy(real_patches[:1]))
+        for h in hooks:
+            h.remove()
+        return total
+
+    assert macs(factored) < macs(net) / 4
+    assert any(isinstance(m, LowRankConv) for m in factored.modules())
+    with torch.inference_mode():
+        logits, *rest = net(torch.from_numpy(real_patches))
+        f_logits, *f_rest = factored(torch.from_numpy(real_patches))
+    port = [torch.sigmoid(logits).numpy(), *(r.numpy() for r in rest)]
+    assert largest_relative_difference(port, [torch.sigmoid(f_logits).numpy(), *(r.numpy() for r in f_rest)]) < ONNX_TOLERANCE
+    assert largest_relative_difference(port, load_backbone().run_patches(real_patches)) < ONNX_TOLERANCE
+
+
 def test_preprocessing_matches_librosa():
     import librosa
 
