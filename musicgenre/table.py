@@ -217,6 +217,10 @@ def extract_table(
 
     if segment_seconds is not None and not segment_seconds > 0:
         raise DataError(f"segment length must be positive, got {segment_seconds:g} s")
+    if cluster is not None:  # join the cluster first: a refused connection leaves no table behind
+        from musicgenre.distributed import connect
+
+        connect(cluster or None)
     out = Path(out)
     remove_stale_temporaries(out)  # a killed run's half-written save; the table itself is always whole
     rows = read_rows(out)

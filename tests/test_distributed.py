@@ -139,6 +139,17 @@ def test_predictions_on_the_cluster_are_the_local_ones(cluster, clips, tmp_path)
         assert max(abs(mine["scores"][g] - theirs["scores"][g]) for g in mine["scores"]) < 1e-6
 
 
+@pytest.mark.slow
+def test_a_cluster_that_refuses_the_connection_is_a_clear_error(cluster, clips, tmp_path):
+    """Ray 2.5x clusters need the token: without it, the command ends with one line saying so, and writes nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    cmd = [sys.executable, "-m", "musicgenre", "features", "--ray", cluster, "--out", str(tmp_path / "t.csv"), str(clips[0])]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and f"cannot reach the Ray cluster at {cluster}" in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]  # Ray itself may log the refusal above it
+    assert last.startswith("musicgenre: error: cannot reach the Ray cluster") and not (tmp_path / "t.csv").exists()
+
+
 def test_without_ray_the_flag_says_what_to_install(tmp_path, monkeypatch):
     from musicgenre import distributed
 
