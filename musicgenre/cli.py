@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="one row per segment of this length (the 3-second table: 3)"
     )
-    _ray_options(p, "processes, or Ray actors with --ray (default: all cores, or every CPU of the cluster)")
+    _ray_options(p, "processes, or Ray tasks at a time with --ray (default: all cores, or every CPU of the cluster)")
     p.add_argument(
         "--save-every", type=float, default=10.0, help="seconds between saves of finished rows (what an interruption can lose)"
     )

@@ -73,6 +73,15 @@ def _genre_root(root: Path) -> Path | None:
     return None
 
 
+def pyarrow_parquet():
+    """``pyarrow.parquet`` (Ray's extra brings it), or a DataError saying what to install."""
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise DataError("Parquet files need pyarrow: pip install 'musicgenre[scale]'") from None
+    return pyarrow.parquet
+
+
 def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
     """The inputs with each list of paths replaced by its paths: a ``.txt`` file (one path per line; blank lines and
     ``#`` comments skipped) or a ``.parquet`` file with a ``path`` column. Relative paths are relative to the list's
@@ -89,11 +98,8 @@ def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
                 listed = [line.strip() for line in path.read_text().splitlines()]
                 listed = [line for line in listed if line and not line.startswith("#")]
             else:
-                import pyarrow.parquet as pq
-
-                listed = [str(p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist()]
-        except ImportError:
-            raise DataError(f"{path}: a Parquet list of paths needs pyarrow: pip install 'musicgenre[scale]'") from None
+                table = pyarrow_parquet().read_table(path, columns=["path"])
+                listed = [str(p) for p in table.column("path").to_pylist()]
         except (OSError, UnicodeDecodeError, KeyError, ValueError) as exc:
             raise DataError(f"{path}: cannot read it as a list of paths ({exc})") from None
         out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in listed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from musicgenre import jitcache
 from musicgenre.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.audio import load_audio, windows
-from musicgenre.data import find_audio_files, label_from_path
+from musicgenre.data import find_audio_files, label_from_path, pyarrow_parquet
 from musicgenre.errors import AudioError, DataError, MusicGenreError, describe_failure
 from musicgenre.features import SAMPLE_RATE, TABLE_COLUMNS, extract_features, extract_features_naive
 
@@ -69,24 +69,16 @@ def _parquet(out: Path) -> bool:
     return out.suffix.lower() == ".parquet"
 
 
-def _pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError:
-        raise DataError("a .parquet table needs pyarrow: pip install 'musicgenre[scale]'") from None
-    return pyarrow
-
-
 def read_rows(out: Path) -> list[dict]:
     """Rows already in the table at ``out`` (CSV, or Parquet by its suffix); a file that is not such a table is
     left alone, with an error."""
     if not out.exists():
         return []
     if _parquet(out):
-        pa = _pyarrow()
+        import pyarrow as pa
+
         try:
-            table = pa.parquet.read_table(out)
+            table = pyarrow_parquet().read_table(out)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{out}: exists but cannot be read as a Parquet table ({exc}); choose another --out") from None
         if "filename" not in table.column_names:
@@ -107,7 +99,9 @@ def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
     """Replace the table at ``out`` with ``rows`` in one atomic step: CSV, or Parquet (by the suffix: typed columns
     that ``datasets.load_dataset("parquet", ...)`` and pandas read as they are) for large tables."""
     if _parquet(out):
-        pa = _pyarrow()
+        pq = pyarrow_parquet()
+        import pyarrow as pa
+
         columns = {c: [r.get(c) for r in rows] for c in TABLE_COLUMNS} if (rows := list(rows)) else {}
         schema = pa.schema(
             [("filename", pa.string()), ("length", pa.int64())]
@@ -116,7 +110,7 @@ def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
         )
         table = pa.Table.from_pydict({c: columns.get(c, []) for c in TABLE_COLUMNS}, schema=schema)
         with atomic_open(out, binary=True) as f:
-            pa.parquet.write_table(table, f)
+            pq.write_table(table, f)
         return
     with atomic_open(out, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
@@ -204,7 +198,7 @@ def extract_table(
     """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there.
 
     ``cluster`` (a Ray address, or "" for ``RAY_ADDRESS`` or else a local Ray instance) computes the rows
-    on a Ray cluster (``musicgenre.distributed``; ``workers`` actors, default one per CPU there) instead
+    on a Ray cluster (``musicgenre.distributed``; ``workers`` tasks at a time, default one per CPU there) instead
     of a local process pool (``workers`` processes, default one per core); everything else is the same.
 
     ``librosa`` computes each feature with librosa's own calls, as the public notebooks did (~2x
