@@ -42,7 +42,8 @@ def main() -> None:
     clip = load_audio(files[0], sr=SAMPLE_RATE).samples[: 30 * SAMPLE_RATE] if files else example_clip(30.0)
     table = args.table if args.table and args.table.lower() != "none" and Path(args.table).exists() else None
     result = inference_benchmark(clip, table, args.results, args.runs, args.served)
-    print(f"{result['clip_seconds']:g} s clip, {result['statistic']}; {result['machine']}")
+    gflops = " -> ".join(map(str, result["matmul_gflops_before_after"]))
+    print(f"{result['clip_seconds']:g} s clip, {result['statistic']}; {result['machine']}, matmul {gflops} GFLOP/s")
     print(f"{'family':<13} {'input':<9} {'seconds':>8} {'size MB':>8} {'peak RSS MB':>12}  model")
     for r in result["results"]:
         print(

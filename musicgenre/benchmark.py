@@ -63,6 +63,24 @@ def feature_benchmark(audio_dir: str, n_clips: int = 8, n_parallel_clips: int = 
     }
 
 
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's speed now: NumPy float32 matrix product, GFLOP/s on every core (best of ``repeats``).
+
+    Recorded beside timings because the same 2-core machine type has measured 67 and 155 GFLOP/s
+    on different days: a time means little without it.
+    """
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return round(2 * n**3 / best / 1e9, 1)
+
+
 def print_table(result: dict) -> None:
     width = max(map(len, result))
     for key, value in result.items():

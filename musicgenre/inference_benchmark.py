@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgenre.benchmark import matmul_gflops
 from musicgenre.data import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features import SAMPLE_RATE
 
-SERVED = ("musicnn", "bundled", "cnn-3s", "cnn-30s", "distilhubert")
+SERVED = ("musicnn", "musicnn-backbone", "bundled", "cnn-3s", "cnn-30s", "distilhubert")
 MEASURED_KEYS = ("dataset", "protocol", "feature_set", "search")  # which study result a shallow measurement stands for
 
 
@@ -113,6 +114,57 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
     }
 
 
+def _backbone_variants(clip: np.ndarray, runs: int) -> list[dict]:
+    """musicnn on a 30 s clip before and after the speed work, in one run: the full-rank PyTorch port,
+    its plain ONNX export, and the shipped export with its low-rank convolutions factored.
+
+    16 kHz audio to the four outputs (``Backbone.analyse``); each row records how far its outputs
+    are from the port's, relative to the largest value (the issue's bound is 1e-4).
+    """
+    from dataclasses import replace
+
+    from musicgenre.audio import prepare_audio
+    from musicgenre.musicnn import ONNX_FILE, _onnx_runner, backbone_path, load_backbone, load_torch_network
+    from musicgenre.musicnn import SAMPLE_RATE as RATE
+    from musicgenre.musicnn_convert import export_onnx, largest_relative_difference
+
+    def difference(a: dict, b: dict) -> float:
+        return largest_relative_difference(list(a.values()), list(b.values()))
+
+    y = prepare_audio(clip, SAMPLE_RATE, RATE).samples
+    port = load_backbone(runtime="torch")
+    shipped = backbone_path() / ONNX_FILE
+    reference = port.analyse(y)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        full_rank = Path(tmp) / "full_rank.onnx"
+        export_onnx(load_torch_network(backbone_path()), full_rank)
+
+        variants = [
+            ("PyTorch port, full rank (the prototype's path)", port, full_rank),
+            ("ONNX Runtime, full-rank export", replace(port, run_patches=_onnx_runner(full_rank)), full_rank),
+            ("ONNX Runtime, factored export (shipped, as served)", load_backbone(), shipped),
+        ]
+        for what, backbone, onnx in variants:
+            backbone.analyse(y)  # warm-up
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                got = backbone.analyse(y)
+                times.append(time.perf_counter() - start)
+            out.append(
+                {
+                    "family": "musicnn-backbone",
+                    "input": "30 s",
+                    "model": what,
+                    "size_bytes": onnx.stat().st_size,
+                    "seconds_per_30s_clip": round(statistics.median(times), 3),
+                    "largest_relative_difference_from_port": float(f"{difference(reference, got):.1e}"),
+                }
+            )
+    return out
+
+
 def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) -> list[dict]:
     """Every shallow family, 30 s and 3 s windows, with the hyper-parameters its study cell chose (or defaults)."""
     from musicgenre.data import load_feature_table
@@ -151,7 +203,7 @@ def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) 
 
 def _child(job: tuple) -> object:
     kind, args = job
-    return _served(*args) if kind == "served" else _shallow(*args)
+    return {"served": _served, "shallow": _shallow, "backbone": _backbone_variants}[kind](*args)
 
 
 def inference_benchmark(clip: np.ndarray, table: str | None, results_json: str | None, runs: int = 5, served=None) -> dict:
@@ -159,10 +211,11 @@ def inference_benchmark(clip: np.ndarray, table: str | None, results_json: str |
     import torch
 
     served = SERVED if served is None else served
-    jobs = [("served", (name, clip, runs)) for name in served]
+    jobs = [("backbone", (clip, runs)) if name == "musicnn-backbone" else ("served", (name, clip, runs)) for name in served]
     if table:
         jobs.append(("shallow", (table, results_json, clip, runs)))
     results = []
+    gflops_before = matmul_gflops()
     ctx = multiprocessing.get_context("spawn")
     for job in jobs:
         with ctx.Pool(1, maxtasksperchild=1) as pool:
@@ -174,4 +227,5 @@ def inference_benchmark(clip: np.ndarray, table: str | None, results_json: str |
         "statistic": "median seconds after one warm-up, decoded 22,050 Hz audio to probabilities",
         "results": results,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}",
+        "matmul_gflops_before_after": [gflops_before, matmul_gflops()],
     }

@@ -67,16 +67,17 @@ class ProbeModel:
 
 
 def head_from_pipeline(pipeline) -> dict[str, np.ndarray]:
-    """The arrays of a fitted StandardScaler + LogisticRegression pipeline (multinomial)."""
-    scaler, regression = pipeline.steps[0][1], pipeline.steps[-1][1]
+    """The arrays of a fitted [VarianceThreshold +] StandardScaler + LogisticRegression pipeline (multinomial),
+    full width: a dropped dimension gets mean 0, scale 1 and no weight."""
+    steps = dict(pipeline.steps)
+    scaler, regression = steps["scale"], pipeline.steps[-1][1]
     if list(regression.classes_) != list(range(len(GENRES))):
         raise ModelError("the probe's head must be trained on every genre (classes 0-9)")
-    return {
-        "mean": scaler.mean_.astype(np.float32),
-        "scale": scaler.scale_.astype(np.float32),
-        "coef": regression.coef_.astype(np.float32),
-        "intercept": regression.intercept_.astype(np.float32),
-    }
+    kept = steps["constant"].get_support() if "constant" in steps else np.ones(scaler.n_features_in_, bool)
+    mean, scale = np.zeros(len(kept), np.float32), np.ones(len(kept), np.float32)
+    coef = np.zeros((regression.coef_.shape[0], len(kept)), np.float32)
+    mean[kept], scale[kept], coef[:, kept] = scaler.mean_, scaler.scale_, regression.coef_
+    return {"mean": mean, "scale": scale, "coef": coef, "intercept": regression.intercept_.astype(np.float32)}
 
 
 def save_probe(model: ProbeModel, folder: str | os.PathLike, card: str | None = None) -> Path:

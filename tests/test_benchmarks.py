@@ -16,17 +16,20 @@ from musicgenre.musicnn import backbone_path
 def test_inference_benchmark_records_every_requested_model(tmp_path):
     out = tmp_path / "inference.json"
     cmd = [
-        sys.executable, "benchmarks/inference.py", "--served", "musicnn", "bundled", "cnn-3s", "--table", "none",
-        "--audio", str(tmp_path / "no-such-folder"), "--runs", "1", "--out", str(out),
+        sys.executable, "benchmarks/inference.py", "--served", "musicnn", "bundled", "cnn-3s", "musicnn-backbone",
+        "--table", "none", "--audio", str(tmp_path / "no-such-folder"), "--runs", "1", "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     families = [(r["family"], r["input"]) for r in result["results"]]
-    assert families == [("musicnn-probe", "30 s"), ("bundled", "30 s"), ("cnn", "3 s")]
+    assert families == [("musicnn-probe", "30 s"), ("bundled", "30 s"), ("cnn", "3 s"), *[("musicnn-backbone", "30 s")] * 3]
+    *served, port, plain, factored = result["results"]  # before and after the speed work, the same function
+    assert port["largest_relative_difference_from_port"] == 0 and plain["size_bytes"] > factored["size_bytes"]
+    assert max(r["largest_relative_difference_from_port"] for r in (plain, factored)) < 1e-4
     backbone = (backbone_path() / "model.onnx").stat().st_size
     assert result["results"][0]["size_bytes"] > backbone  # the probe's size includes its backbone
-    for r in result["results"]:
+    for r in served:
         assert r["seconds_per_30s_clip"] > 0 and r["size_bytes"] > 0
         assert r["peak_rss_mb"] >= r["peak_rss_after_load_mb"] >= r["peak_rss_after_imports_mb"] > 0  # each in its own process
     assert result["clip_seconds"] == 30.0 and "bundled" in done.stdout  # the synthetic clip when no audio is given

@@ -136,6 +136,26 @@ def test_the_shipped_onnx_runs_the_factored_network_and_computes_the_ports_funct
     assert largest_relative_difference(port, load_backbone().run_patches(real_patches)) < ONNX_TOLERANCE
 
 
+def test_the_fast_path_leaves_genre_probabilities_unchanged(mini_clips):
+    """The issue's speed bound: the shipped ONNX file (factored, batched patches) against the plain
+    PyTorch port under the same head, on whole real clips of every genre: within 1e-4."""
+    from dataclasses import replace
+
+    from musicgenre.modelio import resolve_model
+    from musicgenre.predict import predict_array
+
+    fast = resolve_model("bundled:musicnn")
+    reference = replace(fast, backbone=load_backbone(runtime="torch"))
+    assert fast.backbone.runtime == "onnxruntime" and reference.backbone.runtime == "torch"
+    worst = 0.0
+    for genre in GENRES:
+        clip = next(c for c in mini_clips if c.name.startswith(genre))
+        y = load_audio(clip, sr=SAMPLE_RATE).samples
+        got, expected = (predict_array(m, y, SAMPLE_RATE)["scores"] for m in (fast, reference))
+        worst = max(worst, max(abs(got[g] - expected[g]) for g in GENRES))
+    assert worst < 1e-4
+
+
 def test_preprocessing_matches_librosa():
     import librosa
 
@@ -182,7 +202,9 @@ def test_the_probe_head_is_the_fitted_scikit_learn_pipeline(tmp_path):
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 753)).astype(np.float32), np.arange(60) % 10  # noqa: N806
+    X[:, [5, 400]] = 2e-6 + rng.normal(scale=1e-12, size=(60, 2))  # dead units: dropped, not amplified
     pipeline = make_head(0.1, 0).fit(X, y)
+    assert pipeline.named_steps["constant"].get_support().sum() == 751
     model = ProbeModel(load_backbone(), "mean_pool", head_from_pipeline(pipeline))
     assert np.abs(model.probabilities(X) - pipeline.predict_proba(X)).max() < 1e-5
     folder = save_probe(model, tmp_path / "probe")
