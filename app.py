@@ -6,7 +6,7 @@ Serves on 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say othe
 models (a fine-tuned DistilHuBERT from the Hub, named by MODEL_ID; the bundled pretrained musicnn
 probe, handcrafted-feature model and CNN; any folders given) are loaded once at start; a model that cannot be loaded,
 e.g. offline, is reported on the page and the others are served. The work happens in
-``musicgenre.serving``; this file only lays it out.
+``musicgenre.serving.service``; this file only lays it out.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.audio import DEFAULT_MAX_SECONDS
+from musicgenre.audio.io import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
-from musicgenre.gradio_import import import_gradio
-from musicgenre.malloc import limit_malloc_arenas
-from musicgenre.serving import (
+from musicgenre.serving.gradio_import import import_gradio
+from musicgenre.serving.malloc import limit_malloc_arenas
+from musicgenre.serving.service import (
     DEFAULT_MODEL_ID,
     Analysis,
     ModelSet,
@@ -38,6 +37,7 @@ from musicgenre.serving import (
     mel_spectrogram_db,
     ordered_scores,
 )
+from musicgenre.util.args import parse_dataclasses
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

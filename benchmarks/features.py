@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.benchmark import feature_benchmark, print_table
-from musicgenre.data import default_shared_data
-from musicgenre.evaluation import write_json_atomic
+from musicgenre.data.gtzan import default_shared_data
+from musicgenre.testing.benchmark import feature_benchmark, print_table
+from musicgenre.util.args import parse_dataclasses
+from musicgenre.util.atomic import write_json_atomic
 
 
 @dataclass

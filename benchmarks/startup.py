@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.atomic import atomic_open
+from musicgenre.util.args import parse_dataclasses
+from musicgenre.util.atomic import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]
 # "bundled" is the default model: the handcrafted-feature model before, the musicnn probe since issue 15.
@@ -80,7 +80,7 @@ def _app_run(source: Path, clip: str) -> tuple[float, float]:
     """Launch -> first answered /predict, and the server's RSS (MB) 5 s after that answer."""
     from gradio_client import Client, handle_file
 
-    from musicgenre.app_process import launch_app
+    from musicgenre.testing.app_process import launch_app
 
     with tempfile.TemporaryDirectory() as tmp:
         app = launch_app(source / "app.py", [], Path(tmp) / "app.log", timeout=300, env={"PYTHONPATH": str(source)})
@@ -103,7 +103,8 @@ def measure(source: Path, clip: str, runs: int, app: bool) -> dict[str, dict]:
     }
     out = {}
     for name, cmd in commands.items():
-        if "musicnn" in name and not (source / "musicgenre" / "bundled" / "musicnn").is_dir():
+        shipped = [source / "musicgenre" / "bundled", source / "musicgenre" / "models" / "bundled"]  # before/after issue 17
+        if "musicnn" in name and not any((p / "musicnn").is_dir() for p in shipped):
             continue  # a baseline from before the model existed
         _timed(cmd, source)  # warm-up
         samples = [_timed(cmd, source) for _ in range(runs)]
@@ -155,7 +156,7 @@ def main() -> None:
         if clip is None:
             import soundfile as sf
 
-            from musicgenre.example import example_clip
+            from musicgenre.audio.example import example_clip
 
             clip = str(Path(tmp) / "clip.wav")
             sf.write(clip, example_clip(30.0), 22050)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.benchmark import transformer_inference_benchmark
-from musicgenre.evaluation import write_json_atomic
+from musicgenre.testing.benchmark import transformer_inference_benchmark
+from musicgenre.util.args import parse_dataclasses
+from musicgenre.util.atomic import write_json_atomic
 
 
 @dataclass

@@ -11,7 +11,7 @@ full GTZAN), an inner CV inside every training fold picks the layer and C; the h
 scores. Zero-shot genre from the backbone's tags (no GTZAN label) is scored too. Embeddings are
 cached per clip content under --cache_dir, so reruns are quick; finished results in results.json
 are kept. With --model_dir, the first variant is refitted on every clip and saved there
-(`musicgenre predict --model DIR`); `--model_dir musicgenre/bundled/musicnn` rebuilds the bundled one.
+(`musicgenre predict --model DIR`); `--model_dir musicgenre/models/bundled/musicnn` rebuilds the bundled one.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.data import default_shared_data
+from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.evaluation import write_json_atomic
-from musicgenre.probe_training import ProbeSettings, cross_validate, embed_folder, result_identity, save_final, zero_shot
+from musicgenre.training.probe import ProbeSettings, cross_validate, embed_folder, result_identity, save_final, zero_shot
+from musicgenre.util.args import parse_dataclasses
+from musicgenre.util.atomic import write_json_atomic
 
 
 @dataclass

@@ -4,9 +4,9 @@
         [--degradations phone mp3_64k ...] [--families features features_table probe cnn] [--augment phone] [--models DIR ...]
 
 Grouped 5-fold CV by track (the CNN's and the probe's folds, seed 0): each family is fitted inside each
-fold on clean clips with the recipe of the model the package ships (musicgenre/robustness_study.py;
+fold on clean clips with the recipe of the model the package ships (musicgenre/study/robustness.py;
 features_table also trains on the public table's rows of every other track, --feature_table, by default
-the shared data's), and only the held-out clips are degraded (musicgenre/degradations.py) and scored.
+the shared data's), and only the held-out clips are degraded (musicgenre/audio/degradations.py) and scored.
 Each family is also refitted with degraded copies of its training clips (--augment; 'none' skips it;
 --augment_families which), kept only where neither clean accuracy nor the mean accuracy over the
 degradations drops. --models scores other models as they are (not refitted: use only
@@ -21,10 +21,10 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.data import default_shared_data
+from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.robustness_study import StudySettings, run_study, summary_lines
+from musicgenre.study.robustness import StudySettings, run_study, summary_lines
+from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass

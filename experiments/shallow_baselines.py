@@ -4,7 +4,7 @@
 
 Reads the public 30-second table, extracts 3-second features from a GTZAN audio folder
 (resumable, cached in --work_dir), then for each model x search x input x protocol tunes
-and scores honestly (see musicgenre/experiment.py). Writes results.json, results.md and
+and scores honestly (see musicgenre/training/shallow_study.py). Writes results.json, results.md and
 a confusion-matrix PNG per best model; re-running skips results already in results.json.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.data import default_shared_data
-from musicgenre.experiment import run_all
-from musicgenre.shallow import MODELS
+from musicgenre.data.gtzan import default_shared_data
+from musicgenre.models.shallow import MODELS
+from musicgenre.training.shallow_study import run_all
+from musicgenre.util.args import parse_dataclasses
 
 SHARED = default_shared_data()
 

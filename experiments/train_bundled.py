@@ -1,6 +1,6 @@
-"""Train the model shipped in musicgenre/bundled/shallow from the shallow study's results.
+"""Train the model shipped in musicgenre/models/bundled/shallow from the shallow study's results.
 
-python experiments/train_bundled.py --results results/shallow/results.json --out musicgenre/bundled/shallow
+python experiments/train_bundled.py --results results/shallow/results.json --out musicgenre/models/bundled/shallow
 
 The winner of the filtered protocol is refitted on the public table's filtered train + validation rows
 and on degraded copies (--augment, by default GSM-call "phone" copies; 'none' for none) of the labelled
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.bundle import train_bundled
-from musicgenre.data import default_shared_data
+from musicgenre.data.gtzan import default_shared_data
+from musicgenre.study.bundle import train_bundled
+from musicgenre.util.args import parse_dataclasses
 
 SHARED = default_shared_data()
 
@@ -23,7 +23,7 @@ SHARED = default_shared_data()
 class Arguments:
     results: str = field(default="results/shallow/results.json", metadata={"help": "results of shallow_baselines.py"})
     table_30s: str = field(default=str(SHARED / "features_30_sec.csv"), metadata={"help": "public-schema 30-second table"})
-    out: str = field(default="musicgenre/bundled/shallow", metadata={"help": "model folder to write"})
+    out: str = field(default="musicgenre/models/bundled/shallow", metadata={"help": "model folder to write"})
     augment: list[str] = field(default_factory=lambda: ["phone"], metadata={"help": "degradations to add copies of ('none')"})
     audio_dir: str = field(default=str(SHARED / "gtzan_mini"), metadata={"help": "labelled clips to copy"})
     seed: int = field(default=0, metadata={"help": "the degradations' randomness (as the robustness study's)"})

@@ -1,7 +1,7 @@
 """musicgenre: music-genre classification on GTZAN's ten genres, from features to a served model."""
 
-from musicgenre import jitcache
 from musicgenre.errors import AudioError, DataError, ModelError, MusicGenreError
+from musicgenre.features import jitcache
 
 jitcache.configure()  # before anything imports numba: librosa's compiled code goes to our own, checked cache
 

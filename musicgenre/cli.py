@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from musicgenre.audio import DEFAULT_MAX_SECONDS
+from musicgenre.audio.io import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError, describe_failure
 
 
@@ -22,7 +22,7 @@ def _ray_address(args: argparse.Namespace, inputs: str = "inputs") -> None:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from musicgenre.table import extract_inputs
+    from musicgenre.features.table import extract_inputs
 
     _ray_address(args)
 
@@ -41,15 +41,15 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from musicgenre.data import expand_lists
-    from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_line
+    from musicgenre.data.gtzan import expand_lists
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.predict import predict_line
 
     tags = args.num_tags if args.tags else 0
     _ray_address(args, "files")
     args.files = expand_lists(args.files)
     if args.ray is not None:
-        from musicgenre.distributed import predict_lines
+        from musicgenre.models.cluster import predict_lines
 
         lines = predict_lines(args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers)
     else:
@@ -64,10 +64,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate_audio(args: argparse.Namespace) -> int:
     """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
-    from musicgenre.data import label_from_path, labelled_files
-    from musicgenre.evaluation import classification_metrics
-    from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_file
+    from musicgenre.data.gtzan import label_from_path, labelled_files
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.predict import predict_file
+    from musicgenre.training.metrics import classification_metrics
 
     model = resolve_model(args.model or "bundled", args.revision)
     files = labelled_files(args.audio)
@@ -87,10 +87,10 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from musicgenre.data import load_feature_table
-    from musicgenre.evaluation import classification_metrics
-    from musicgenre.features import FEATURE_COLUMNS
-    from musicgenre.modelio import ShallowModel, resolve_model
+    from musicgenre.features.handcrafted import FEATURE_COLUMNS
+    from musicgenre.features.table import load_feature_table
+    from musicgenre.models.io import ShallowModel, resolve_model
+    from musicgenre.training.metrics import classification_metrics
 
     if (args.audio is None) == (args.features is None):
         raise MusicGenreError("evaluate needs exactly one of --features TABLE or --audio FOLDER")
@@ -115,11 +115,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _robustness(args: argparse.Namespace) -> int:
     """How often the model's top genre survives each degradation of each file (no labels needed)."""
-    from musicgenre.atomic import atomic_open
-    from musicgenre.data import find_audio_files
-    from musicgenre.degradations import select
-    from musicgenre.modelio import resolve_model
-    from musicgenre.robustness import stability
+    from musicgenre.audio.degradations import select
+    from musicgenre.data.gtzan import find_audio_files
+    from musicgenre.models.io import resolve_model
+    from musicgenre.study.stability import stability
+    from musicgenre.util.atomic import atomic_open
 
     files = find_audio_files(args.inputs)
     if not files:
@@ -146,9 +146,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     import soundfile as sf
 
-    from musicgenre.example import example_clip
-    from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_file
+    from musicgenre.audio.example import example_clip
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.predict import predict_file
 
     path = Path(args.out or Path(tempfile.gettempdir()) / "musicgenre-demo.wav")
     sf.write(path, example_clip(10.0), 22050)

@@ -1,4 +1,4 @@
-"""Convert musicnn's pretrained TF-1 checkpoints (PyPI wheel musicnn 0.1.0) into musicgenre/pretrained/.
+"""Convert musicnn's pretrained TF-1 checkpoints (PyPI wheel musicnn 0.1.0) into musicgenre/models/pretrained/.
 
     python scripts/convert_musicnn.py [--models MSD_musicnn MTT_musicnn] [--wheel_dir .cache/musicnn]
 
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from musicgenre.args import parse_dataclasses
-from musicgenre.musicnn import DEFAULT_BACKBONE
-from musicgenre.musicnn_convert import convert, fetch_wheel
+from musicgenre.models.musicnn import DEFAULT_BACKBONE
+from musicgenre.models.musicnn_convert import convert, fetch_wheel
+from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass
 class Arguments:
     models: list[str] = field(default_factory=lambda: [DEFAULT_BACKBONE], metadata={"help": "checkpoints to convert"})
     wheel_dir: str = field(default=".cache/musicnn", metadata={"help": "where the wheel is (downloaded if missing)"})
-    out_dir: str = field(default="musicgenre/pretrained", metadata={"help": "one folder per model is written here"})
+    out_dir: str = field(default="musicgenre/models/pretrained", metadata={"help": "one folder per model is written here"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ import json
 import sys
 
 from musicgenre.errors import MusicGenreError
-from musicgenre.hub import checkpoint_kind, download_model, hub_reachable
+from musicgenre.models.hub import checkpoint_kind, download_model, hub_reachable
 
 
 def main(argv: list[str] | None = None) -> int:

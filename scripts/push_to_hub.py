@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from musicgenre.errors import MusicGenreError
-from musicgenre.hub import plan_space_upload, plan_upload, push
+from musicgenre.models.hub import plan_space_upload, plan_upload, push
 
 
 def main(argv: list[str] | None = None) -> int:

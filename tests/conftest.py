@@ -19,8 +19,8 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from musicgenre.data import default_shared_data  # noqa: E402
-from musicgenre.example import example_clip  # noqa: E402
+from musicgenre.audio.example import example_clip  # noqa: E402
+from musicgenre.data.gtzan import default_shared_data  # noqa: E402
 
 # Property tests: derandomised in CI (repeatable); HYPOTHESIS_PROFILE=thorough searches ten times longer.
 settings.register_profile(
@@ -73,7 +73,7 @@ def tiny_hubert(tmp_path_factory) -> Path:
     """
     from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
 
-    from musicgenre.data import GENRES
+    from musicgenre.data.gtzan import GENRES
 
     config = HubertConfig(
         hidden_size=32,
@@ -117,8 +117,8 @@ def write_audio(path: Path, seconds: float = 5.0, sr: int = SR, seed: int = 0, c
 @pytest.fixture(scope="session")
 def app(tiny_hubert, tmp_path_factory):
     """One real app server for the whole session, on 127.0.0.1, offline: the bundled models and the tiny HuBERT."""
-    from musicgenre.app_process import launch_app
     from musicgenre.errors import MusicGenreError
+    from musicgenre.testing.app_process import launch_app
 
     log = tmp_path_factory.mktemp("app") / "server.log"
     try:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_audio
 
-from musicgenre.data import GENRES
-from musicgenre.musicnn import load_backbone
-from musicgenre.serving import BUNDLED_CNN_NAME, BUNDLED_NAME, BUNDLED_PROBE_NAME, DEFAULT_MODEL_ID
+from musicgenre.data.gtzan import GENRES
+from musicgenre.models.musicnn import load_backbone
+from musicgenre.serving.service import BUNDLED_CNN_NAME, BUNDLED_NAME, BUNDLED_PROBE_NAME, DEFAULT_MODEL_ID
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"

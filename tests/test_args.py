@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from musicgenre.args import parse_dataclasses
+from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass

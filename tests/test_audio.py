@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import SR, synth, write_audio
 
-from musicgenre.audio import load_audio, prepare_audio, windows
+from musicgenre.audio.io import load_audio, prepare_audio, windows
 from musicgenre.errors import AudioError, MusicGenreError
 
 

@@ -16,11 +16,11 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from musicgenre.data import GENRES
+from musicgenre.audio.example import example_clip
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError
-from musicgenre.example import example_clip
-from musicgenre.modelio import resolve_model
-from musicgenre.predict import predict_array
+from musicgenre.models.io import resolve_model
+from musicgenre.models.predict import predict_array
 
 REAL_RATES = st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000])
 ANY_RATES = st.one_of(st.integers(-100_000, 1_000_000), st.floats())

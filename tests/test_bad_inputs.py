@@ -1,4 +1,4 @@
-"""The generated bad-input corpus (musicgenre.bad_inputs) through the library, the command line and the app.
+"""The generated bad-input corpus (musicgenre.testing.bad_inputs) through the library, the command line and the app.
 
 Every case must end in a valid prediction or the project's clear AudioError naming the file,
 never a crash, a hang or unbounded memory.
@@ -16,12 +16,12 @@ import tracemalloc
 import pytest
 from conftest import ROOT, SR, write_audio
 
-from musicgenre.audio import load_audio
-from musicgenre.bad_inputs import write_corpus, write_long_sparse_wav
-from musicgenre.data import GENRES
+from musicgenre.audio.io import load_audio
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError
-from musicgenre.modelio import resolve_model
-from musicgenre.predict import predict_file
+from musicgenre.models.io import resolve_model
+from musicgenre.models.predict import predict_file
+from musicgenre.testing.bad_inputs import write_corpus, write_long_sparse_wav
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_app(corpus, app):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from musicgenre.serving import BUNDLED_NAME
+    from musicgenre.serving.service import BUNDLED_NAME
 
     client = Client(app.url, verbose=False)
     for case, path in corpus:

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT, write_audio
 
-from musicgenre.musicnn import backbone_path
+from musicgenre.models.musicnn import backbone_path
 
 
 @pytest.mark.slow

@@ -12,12 +12,13 @@ import pytest
 import soundfile as sf
 from conftest import ROOT, SR, run_cli, write_audio
 
-from musicgenre.data import GENRES, load_feature_table
-from musicgenre.experiment import FeatureSet
-from musicgenre.modelio import ShallowModel, resolve_model, save_model
-from musicgenre.predict import predict_array, predict_file
-from musicgenre.shallow import make_pipeline
-from musicgenre.splits import filtered_part
+from musicgenre.data.gtzan import GENRES
+from musicgenre.data.splits import filtered_part
+from musicgenre.features.table import load_feature_table
+from musicgenre.models.io import ShallowModel, resolve_model, save_model
+from musicgenre.models.predict import predict_array, predict_file
+from musicgenre.models.shallow import make_pipeline
+from musicgenre.training.shallow_study import FeatureSet
 
 
 def _check_scores(line: dict) -> None:

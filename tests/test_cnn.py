@@ -18,14 +18,14 @@ import pytest
 from conftest import ROOT, synth, write_audio
 from test_cli import run_cli
 
-from musicgenre.audio import load_audio, windows
-from musicgenre.cnn import CnnModel, build_cnn, log_mel, save_cnn
-from musicgenre.data import GENRES
+from musicgenre.audio.io import load_audio, windows
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.hub import plan_upload
-from musicgenre.modelio import bundled_model_path, resolve_model
-from musicgenre.report import read as read_result
-from musicgenre.serving import load_models
+from musicgenre.models.cnn import CnnModel, build_cnn, log_mel, save_cnn
+from musicgenre.models.hub import plan_upload
+from musicgenre.models.io import bundled_model_path, resolve_model
+from musicgenre.serving.service import load_models
+from musicgenre.study.report import read as read_result
 
 
 def train_tiny(seconds: float = 3.0) -> CnnModel:
@@ -121,7 +121,7 @@ def test_tensorflow_backend(tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow is not installed (install the dev extra)")
     code = (
         "import numpy as np, sys; sys.path.insert(0, 'tests'); from test_cnn import train_tiny; "
-        "from musicgenre.cnn import save_cnn; from musicgenre.modelio import resolve_model; from conftest import synth; "
+        "from musicgenre.models.cnn import save_cnn; from musicgenre.models.io import resolve_model; from conftest import synth; "
         f"m = train_tiny(); f = save_cnn(m, {str(tmp_path / 'tf')!r}); parts = [synth(3.0, seed=5)]; "
         "assert np.allclose(resolve_model(str(f)).predict_windows(parts), m.predict_windows(parts), atol=1e-6); print('ok')"
     )
@@ -144,8 +144,8 @@ def synthetic_gtzan(tmp_path_factory):
 
 
 def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
-    from musicgenre.cnn_training import CnnSettings, Crops, cross_validate, fixed_windows
-    from musicgenre.data import load_clips
+    from musicgenre.data.gtzan import load_clips
+    from musicgenre.training.cnn import CnnSettings, Crops, cross_validate, fixed_windows
 
     clips, failed = load_clips(synthetic_gtzan, 22050)
     assert not failed and len(clips) == 40
@@ -185,7 +185,7 @@ def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, t
 
 def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
     """Crops cut from a clip's once-computed mel equal log_mel of the waveform crop, but for the edge frames."""
-    from musicgenre.cnn import HOP, mel_power, to_input
+    from musicgenre.models.cnn import HOP, mel_power, to_input
 
     clip = synth(8.0, seed=3)
     start = 40  # frames; the waveform crop starts on the same hop boundary

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from musicgenre.degradations import DEGRADATIONS, Degradation, DegradationError, pink_noise, select
+from musicgenre.audio.degradations import DEGRADATIONS, Degradation, DegradationError, pink_noise, select
 from musicgenre.errors import AudioError
 
 pytest.importorskip("pedalboard", reason="the degradations need pedalboard (the robustness extra)")
@@ -20,7 +20,7 @@ FFMPEG = shutil.which("ffmpeg") is not None
 @pytest.fixture(scope="module")
 def music() -> np.ndarray:
     """Harmonic tones with a beat and broadband noise: energy across the whole band, like music."""
-    from musicgenre.example import example_clip
+    from musicgenre.audio.example import example_clip
 
     rng = np.random.default_rng(0)
     y = example_clip(SECONDS, SR) + 0.05 * rng.standard_normal(int(SECONDS * SR))
@@ -114,7 +114,7 @@ def test_reverb_leaves_a_tail_after_the_sound_stops():
 )  # fmt: skip
 @pytest.mark.parametrize("sr", [SR, 16000])
 def test_codec_round_trips_keep_length_and_timing(name, sr, music):
-    from musicgenre.audio import resample
+    from musicgenre.audio.io import resample
 
     music = resample(music, SR, sr)
     out = DEGRADATIONS[name](music, sr)
@@ -175,7 +175,7 @@ def test_a_degradation_whose_program_is_missing_is_skipped_with_a_notice(music, 
 @pytest.mark.parametrize("name", ["laptop_to_phone", "phone", "mp3_64k"])
 def test_16_khz_audio_is_degraded_without_instability(name, music):
     """A 16 kHz model's rate: the laptop chain's 8 kHz low-pass would sit at Nyquist; it is kept below."""
-    from musicgenre.audio import resample
+    from musicgenre.audio.io import resample
 
     y = resample(music, SR, 16000)
     out = DEGRADATIONS[name](y, 16000)

@@ -151,7 +151,7 @@ def test_a_cluster_that_refuses_the_connection_is_a_clear_error(cluster, clips, 
 
 
 def test_without_ray_the_flag_says_what_to_install(tmp_path, monkeypatch):
-    from musicgenre import distributed
+    from musicgenre.util import cluster as distributed
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(distributed.ClusterError, match=r"pip install 'musicgenre\[scale\]'"):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT, synth
 
-from musicgenre.data import GENRES, Clip, track_id
-from musicgenre.eda import write_eda
-from musicgenre.features import FEATURE_COLUMNS
+from musicgenre.data.gtzan import GENRES, Clip, track_id
+from musicgenre.features.handcrafted import FEATURE_COLUMNS
+from musicgenre.study.eda import write_eda
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

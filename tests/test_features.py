@@ -8,9 +8,9 @@ import pytest
 import scipy.ndimage
 from conftest import SR, synth, write_audio
 
-from musicgenre.features import FEATURE_COLUMNS, TABLE_COLUMNS, extract_features, extract_features_naive
-from musicgenre.medfilt import median_filter_1d
-from musicgenre.table import extract_table
+from musicgenre.features.handcrafted import FEATURE_COLUMNS, TABLE_COLUMNS, extract_features, extract_features_naive
+from musicgenre.features.medfilt import median_filter_1d
+from musicgenre.features.table import extract_table
 
 
 def test_columns_are_the_public_schema(shared_data):

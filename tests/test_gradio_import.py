@@ -26,7 +26,7 @@ _COUNT_PARSES = (
 
 def test_components_are_built_without_parsing_their_sources():
     code = _COUNT_PARSES + (
-        "from musicgenre.gradio_import import _SkipStubs, _no_stub, import_gradio\n"
+        "from musicgenre.serving.gradio_import import _SkipStubs, _no_stub, import_gradio\n"
         "gr = import_gradio()\n"
         "import gradio.component_meta as meta\n"
         "assert meta.create_or_modify_pyi is _no_stub\n"
@@ -44,7 +44,7 @@ def test_a_gradio_imported_earlier_is_returned_as_it_is():
     code = (
         "import gradio, gradio.component_meta as meta\n"
         "original = meta.create_or_modify_pyi\n"
-        "from musicgenre.gradio_import import import_gradio\n"
+        "from musicgenre.serving.gradio_import import import_gradio\n"
         "assert import_gradio() is gradio and meta.create_or_modify_pyi is original\n"
         "print('ok')"
     )

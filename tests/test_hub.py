@@ -16,8 +16,8 @@ import pytest
 from conftest import ROOT, write_audio
 
 from musicgenre.errors import ModelError
-from musicgenre.hub import checkpoint_kind, plan_space_upload, plan_upload, push
-from musicgenre.modelio import bundled_model_path
+from musicgenre.models.hub import checkpoint_kind, plan_space_upload, plan_upload, push
+from musicgenre.models.io import bundled_model_path
 
 
 def script(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -96,10 +96,12 @@ def test_push_errors_are_clear_and_never_show_the_token(tiny_hubert, tmp_path):
 def test_space_plan_is_the_app_and_the_package():
     plan = plan_space_upload(ROOT, "me/musicgenre-space")
     assert plan.repo_type == "space" and plan.url == "https://huggingface.co/spaces/me/musicgenre-space"
-    assert {"app.py", "requirements.txt", "packages.txt", "README.md", "musicgenre/serving.py"} <= set(plan.files)
-    assert "musicgenre/bundled/shallow/pipeline.skops" in plan.files
-    assert {"musicgenre/pretrained/MSD_musicnn/model.onnx", "musicgenre/bundled/musicnn/head.safetensors"} <= set(plan.files)
+    assert {"app.py", "requirements.txt", "packages.txt", "README.md", "musicgenre/serving/service.py"} <= set(plan.files)
+    assert "musicgenre/models/bundled/shallow/pipeline.skops" in plan.files
+    shipped = {"musicgenre/models/pretrained/MSD_musicnn/model.onnx", "musicgenre/models/bundled/musicnn/head.safetensors"}
+    assert shipped <= set(plan.files)
     assert not any(f.startswith(("tests/", "experiments/", "results/")) or f.endswith(".pyc") for f in plan.files)
+    assert not any(f.startswith("musicgenre/testing/") for f in plan.files)  # benchmark and test support stay behind
 
 
 def test_download_uses_and_reports_a_cached_copy(tmp_path):

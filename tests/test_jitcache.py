@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_audio
 
-from musicgenre import jitcache
+from musicgenre.features import jitcache
 
 HERE = Path(__file__).parent / "jit"
 
@@ -49,7 +49,7 @@ def _raw(cache: Path, script: str) -> subprocess.CompletedProcess:
 
 # Two calls of ensure_ready in one process: both must refuse (never fall through to the broken kernel).
 REFUSE_TWICE = """
-from musicgenre.jitcache import JitCacheError, ensure_ready
+from musicgenre.features.jitcache import JitCacheError, ensure_ready
 for _ in range(2):
     try:
         ensure_ready()
@@ -88,7 +88,7 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     shutil.copytree(_folder(cache), saved)
 
     # The in-process check sees the null loop without calling it (the child flag skips ensure_ready).
-    code = "from musicgenre import jitcache; print(jitcache.broken_loops(('librosa.core.pitch',)))"
+    code = "from musicgenre.features import jitcache; print(jitcache.broken_loops(('librosa.core.pitch',)))"
     env = {**_raw_env(cache), "MUSICGENRE_JIT_CHILD": "1"}  # as the checking child runs: on the folder it is given
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert "librosa.core.pitch._pi_wrapper" in found.stdout, found.stderr[-2000:]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, write_audio
 
-from musicgenre.app_process import launch_app
-from musicgenre.load_benchmark import load_test, mixed_requests, single_answers
+from musicgenre.testing.app_process import launch_app
+from musicgenre.testing.load_benchmark import load_test, mixed_requests, single_answers
 
 BURSTS, CLIENTS, PER_CLIENT = 5, 8, 10
 # RSS growth allowed from after burst 2 (the first bursts warm caches up) to after burst 5. Keeping each

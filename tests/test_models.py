@@ -12,15 +12,16 @@ import soundfile as sf
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
-from musicgenre.bundle import train_bundled
-from musicgenre.data import GENRES, load_feature_table
+from musicgenre.data.gtzan import GENRES
+from musicgenre.data.splits import filtered_part, filtered_split, kfold
 from musicgenre.errors import ModelError
-from musicgenre.experiment import FeatureSet, run_all, run_protocol
-from musicgenre.features import FEATURE_COLUMNS
-from musicgenre.modelio import ShallowModel, load_model_folder, save_model
-from musicgenre.robustness_study import degraded_feature_rows
-from musicgenre.shallow import MODELS, make_pipeline, tune
-from musicgenre.splits import filtered_part, filtered_split, kfold
+from musicgenre.features.handcrafted import FEATURE_COLUMNS
+from musicgenre.features.table import load_feature_table
+from musicgenre.models.io import ShallowModel, load_model_folder, save_model
+from musicgenre.models.shallow import MODELS, make_pipeline, tune
+from musicgenre.study.bundle import train_bundled
+from musicgenre.study.robustness import degraded_feature_rows
+from musicgenre.training.shallow_study import FeatureSet, run_all, run_protocol
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,8 @@ def test_filtered_protocol_trains_on_train_and_scores_valid(data):
 
 
 def test_filtered_ceiling_fits_on_train_tracks_and_scores_the_valid_list(data):
-    from musicgenre.ceiling import filtered_ceiling
-    from musicgenre.splits import filtered_part
+    from musicgenre.data.splits import filtered_part
+    from musicgenre.study.ceiling import filtered_ceiling
 
     ceiling = filtered_ceiling(
         data, {"lda": make_pipeline("lda", {"shrinkage": 0.3}), "tree": make_pipeline("tree", {"max_depth": 2})}
@@ -138,7 +139,7 @@ def test_save_and_load_round_trip(name, data, tmp_path):
 @pytest.mark.parametrize("name", ["lda", "logreg"])
 def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, feature_set, data, tmp_path, monkeypatch):
     """On the 627 public rows: the head the folder loads by default is not scikit-learn, and agrees with it to 1e-9."""
-    from musicgenre.linear import LinearHead
+    from musicgenre.models.linear import LinearHead
 
     pipe = make_pipeline(name, feature_set=feature_set).fit(data.X, data.y)
     folder = save_model(ShallowModel(pipe), tmp_path / name)
@@ -152,14 +153,14 @@ def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, 
 
 
 def test_other_pipelines_get_no_head(data, tmp_path):
-    from musicgenre.linear import from_pipeline
+    from musicgenre.models.linear import from_pipeline
 
     for name in ("svm", "rf", "knn"):
         assert from_pipeline(make_pipeline(name).fit(data.X, data.y)) is None, name
 
 
 def test_the_bundled_feature_model_gives_the_same_answers_without_scikit_learn(data, monkeypatch):
-    from musicgenre.modelio import resolve_model
+    from musicgenre.models.io import resolve_model
 
     head = resolve_model("bundled:shallow")
     monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
@@ -265,7 +266,7 @@ def test_study_end_to_end_and_bundled_training(table, mini_clips, tmp_path):
 
 def filtered_like_segments() -> FeatureSet:
     """Segment rows whose track ids are real filtered-split tracks (train and valid), 3 per track."""
-    from musicgenre.splits import filtered_split
+    from musicgenre.data.splits import filtered_split
 
     split = filtered_split()
     tracks = sorted(split["train"])[::4] + sorted(split["valid"])[::4]
@@ -277,8 +278,8 @@ def filtered_like_segments() -> FeatureSet:
 
 @pytest.mark.parametrize("protocol", ["random", "grouped", "filtered"])
 def test_no_split_leaks(protocol):
-    from musicgenre.experiment import plan_folds
-    from musicgenre.splits import filtered_part
+    from musicgenre.data.splits import filtered_part
+    from musicgenre.training.shallow_study import plan_folds
 
     data = filtered_like_segments()
     folds = plan_folds(data, protocol, outer_folds=4, inner_folds=3, seed=0)
@@ -314,7 +315,7 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
     (linear / "linear.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     with pytest.raises(ModelError, match="damaged or incomplete"):
         load_model_folder(linear)
-    from musicgenre.modelio import resolve_model
+    from musicgenre.models.io import resolve_model
 
     with pytest.raises(ModelError, match="not a valid Hub model id"):
         resolve_model("a b/c")
@@ -323,8 +324,8 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
 def test_gain_invariant_columns_ignore_the_recording_level():
     from conftest import SR, synth
 
-    from musicgenre.features import extract_features
-    from musicgenre.shallow import INVARIANT_COLUMNS, GainInvariant
+    from musicgenre.features.handcrafted import extract_features
+    from musicgenre.models.shallow import INVARIANT_COLUMNS, GainInvariant
 
     y = synth(6.0, seed=5)
     gains = (1.0, 2.0, 0.2, 0.02)  # +6 dB to -34 dB

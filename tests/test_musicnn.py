@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 from conftest import ROOT, run_cli, write_audio
 
-from musicgenre.audio import load_audio
-from musicgenre.data import GENRES
+from musicgenre.audio.io import load_audio
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.musicnn import (
+from musicgenre.models.musicnn import (
     OUTPUTS,
     PATCH_FRAMES,
     SAMPLE_RATE,
@@ -33,8 +33,8 @@ from musicgenre.musicnn import (
     normalise_level,
     patches,
 )
-from musicgenre.musicnn_convert import fetch_wheel, largest_relative_difference
-from musicgenre.probe import load_probe, save_probe
+from musicgenre.models.musicnn_convert import fetch_wheel, largest_relative_difference
+from musicgenre.models.probe import load_probe, save_probe
 
 PARITY = 1e-4  # the issue's bound: relative to the largest value of each output
 WHEEL_DIR = ROOT / ".cache" / "musicnn"
@@ -83,7 +83,7 @@ def test_port_and_onnx_match_the_original_tensorflow_graph(wheel, real_patches, 
 def test_conversion_reproduces_the_shipped_weights(wheel, tmp_path):
     from safetensors.numpy import load_file
 
-    from musicgenre.musicnn_convert import convert
+    from musicgenre.models.musicnn_convert import convert
 
     folder = convert(wheel, "MSD_musicnn", tmp_path)
     fresh, shipped = load_file(folder / "model.safetensors"), load_file(backbone_path() / "model.safetensors")
@@ -101,9 +101,9 @@ def test_the_shipped_onnx_runs_the_factored_network_and_computes_the_ports_funct
     multiply-adds, the same outputs on real clips within the conversion's tolerance."""
     import torch
 
-    from musicgenre.musicnn import load_torch_network
-    from musicgenre.musicnn_convert import ONNX_TOLERANCE
-    from musicgenre.musicnn_torch import LowRankConv, low_rank
+    from musicgenre.models.musicnn import load_torch_network
+    from musicgenre.models.musicnn_convert import ONNX_TOLERANCE
+    from musicgenre.models.musicnn_torch import LowRankConv, low_rank
 
     net = load_torch_network(backbone_path())
     factored, ranks = low_rank(net)
@@ -141,8 +141,8 @@ def test_the_fast_path_leaves_genre_probabilities_unchanged(mini_clips):
     PyTorch port under the same head, on whole real clips of every genre: within 1e-4."""
     from dataclasses import replace
 
-    from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_array
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.predict import predict_array
 
     fast = resolve_model("bundled:musicnn")
     reference = replace(fast, backbone=load_backbone(runtime="torch"))
@@ -197,8 +197,8 @@ def test_each_patch_gets_its_own_embedding_and_level_does_not_matter(mini_clips)
 
 
 def test_the_probe_head_is_the_fitted_scikit_learn_pipeline(tmp_path):
-    from musicgenre.probe import ProbeModel, head_from_pipeline
-    from musicgenre.probe_training import make_head
+    from musicgenre.models.probe import ProbeModel, head_from_pipeline
+    from musicgenre.training.probe import make_head
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 753)).astype(np.float32), np.arange(60) % 10  # noqa: N806
@@ -218,7 +218,7 @@ def test_the_probe_head_is_the_fitted_scikit_learn_pipeline(tmp_path):
 def test_a_tampered_backbone_is_refused(tmp_path, monkeypatch):
     import shutil
 
-    import musicgenre.musicnn as musicnn
+    import musicgenre.models.musicnn as musicnn
 
     copy = tmp_path / "pretrained" / "MSD_musicnn"
     shutil.copytree(backbone_path(), copy)
@@ -286,15 +286,15 @@ def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
     assert again.returncode == 0 and json.loads((tmp_path / "out" / "results.json").read_text()) == results
     assert [p.stat().st_mtime_ns for p in cached] == stamp  # the embeddings came from the cache
 
-    from musicgenre.report import read
+    from musicgenre.study.report import read
 
     rows, _ = read(tmp_path / "out" / "results.json")
     assert {r.family for r in rows} == {"musicnn-probe", "musicnn-zero-shot"}
 
 
 def test_short_and_multichannel_audio_through_the_default_model(tmp_path):
-    from musicgenre.modelio import resolve_model
-    from musicgenre.predict import predict_array, predict_file
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.predict import predict_array, predict_file
 
     model = resolve_model("bundled")
     assert model.backbone.name == "MSD_musicnn" and model.meta["runtime"] == "onnxruntime"

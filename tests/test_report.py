@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from musicgenre.data import GENRES
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import DataError
-from musicgenre.experiment import FeatureSet, run_protocol
-from musicgenre.report import ANCHORS, README_END, README_START, gather, headline, read
+from musicgenre.study.report import ANCHORS, README_END, README_START, gather, headline, read
+from musicgenre.training.shallow_study import FeatureSet, run_protocol
 
 EYE = np.eye(len(GENRES), dtype=int).tolist()
 

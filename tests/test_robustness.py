@@ -7,18 +7,18 @@ import json
 import pytest
 from conftest import run_cli, write_audio
 
-from musicgenre.degradations import Degradation, select
-from musicgenre.modelio import resolve_model
-from musicgenre.robustness import stability
+from musicgenre.audio.degradations import Degradation, select
+from musicgenre.models.io import resolve_model
+from musicgenre.study.stability import stability
 
 pytest.importorskip("pedalboard", reason="the degradations need pedalboard (the robustness extra)")
 
 
 def test_stability_counts_what_the_files_say(mini_clips):
     """An identity keeps every genre; swapping in one fixed clip keeps only the files that already had its genre."""
-    from musicgenre.audio import load_audio
-    from musicgenre.predict import predict_file
-    from musicgenre.robustness import DEGRADE_RATE
+    from musicgenre.audio.io import load_audio
+    from musicgenre.models.predict import predict_file
+    from musicgenre.study.stability import DEGRADE_RATE
 
     model = resolve_model("bundled:shallow")
     clips = [c for c in mini_clips if c.name.startswith(("metal.", "classical."))][:4]

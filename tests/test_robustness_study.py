@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 def excerpt_folder(mini_clips, root, per_genre: int, seconds: float):
     """Real GTZAN audio written to disk: the middle ``seconds`` of ``per_genre`` clips of every genre."""
-    from musicgenre.data import GENRES
+    from musicgenre.data.gtzan import GENRES
 
     for genre in GENRES:
         for clip in [c for c in mini_clips if c.name.startswith(genre + ".")][:per_genre]:
@@ -32,12 +32,12 @@ def excerpt_folder(mini_clips, root, per_genre: int, seconds: float):
 
 def test_views_give_each_served_model_its_own_answer(mini_clips):
     """What the study computes per clip and condition, classified, equals predict_array on that audio."""
-    from musicgenre.audio import load_audio
-    from musicgenre.degradations import DEGRADATIONS
-    from musicgenre.modelio import resolve_model
-    from musicgenre.musicnn import load_backbone
-    from musicgenre.predict import predict_array
-    from musicgenre.robustness_study import (
+    from musicgenre.audio.degradations import DEGRADATIONS
+    from musicgenre.audio.io import load_audio
+    from musicgenre.models.io import resolve_model
+    from musicgenre.models.musicnn import load_backbone
+    from musicgenre.models.predict import predict_array
+    from musicgenre.study.robustness import (
         DEGRADE_RATE,
         Recipes,
         cnn_probabilities,
@@ -70,8 +70,8 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_huber
     checkpoint); then a rerun recomputes nothing, and the report draws the heat map."""
     import robustness as experiment
 
-    from musicgenre import robustness_study
-    from musicgenre.report import render, robustness_studies
+    from musicgenre.study import robustness as robustness_study
+    from musicgenre.study.report import render, robustness_studies
 
     data = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=4, seconds=4.0)
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -151,8 +151,8 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_huber
 def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_path, monkeypatch):
     """A degradation that silences every clip leaves no views: listed per clip, shown as missing, the rest scored;
     an undecodable file is listed and left out."""
-    from musicgenre import degradations
-    from musicgenre.robustness_study import Recipes, StudySettings, ViewStore, prepare, run_family
+    from musicgenre.audio import degradations
+    from musicgenre.study.robustness import Recipes, StudySettings, ViewStore, prepare, run_family
 
     silent = degradations.Degradation("silence", "nothing left", lambda y, sr, rng: np.zeros_like(y), pedalboard=False)
     monkeypatch.setitem(degradations.DEGRADATIONS, "silence", silent)
@@ -176,7 +176,7 @@ def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_
     ],
 )
 def test_bad_settings_are_clear_errors(mini_clips, tmp_path, change, message):
-    from musicgenre.robustness_study import StudySettings, run_study
+    from musicgenre.study.robustness import StudySettings, run_study
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=2, seconds=3.0)
     settings = StudySettings(**{"folds": 2, "degradations": ["clean"], "augment": ["none"], "workers": 1, **change})
@@ -186,8 +186,8 @@ def test_bad_settings_are_clear_errors(mini_clips, tmp_path, change, message):
 
 def test_no_held_out_clip_reaches_the_training_of_its_fold(mini_clips, tmp_path, monkeypatch):
     """Every set of clips a family trains on (clean and augmented copies) is disjoint from the fold it scores."""
-    from musicgenre.robustness_study import Recipes, StudySettings, ViewStore, prepare, run_family
-    from musicgenre.splits import kfold
+    from musicgenre.data.splits import kfold
+    from musicgenre.study.robustness import Recipes, StudySettings, ViewStore, prepare, run_family
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=3, seconds=4.0)
     settings = StudySettings(folds=3, degradations=["clean", "phone"], augment=["phone"], workers=1)
@@ -212,8 +212,8 @@ def test_a_rerun_with_another_feature_table_recomputes(shared_data, mini_clips, 
     """Stored results are reused only when everything they depend on is the same: here the table's content."""
     import shutil
 
-    from musicgenre import robustness_study
-    from musicgenre.robustness_study import StudySettings, run_study
+    from musicgenre.study import robustness as robustness_study
+    from musicgenre.study.robustness import StudySettings, run_study
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=3, seconds=3.0)
     table = tmp_path / "table.csv"

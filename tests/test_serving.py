@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 from conftest import SR, write_audio
 
-from musicgenre.data import GENRES
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError, ModelError
-from musicgenre.serving import (
+from musicgenre.serving.service import (
     BUNDLED_CNN_NAME,
     BUNDLED_NAME,
     BUNDLED_PROBE_NAME,

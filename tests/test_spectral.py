@@ -9,10 +9,10 @@ import scipy.fft
 import scipy.signal
 from conftest import SR, synth
 
-from musicgenre import spectral
-from musicgenre.audio import load_audio, resample
-from musicgenre.features import FEATURE_COLUMNS, N_FFT, extract_features, extract_features_naive
-from musicgenre.jitcache import ensure_ready
+from musicgenre.audio import spectral
+from musicgenre.audio.io import load_audio, resample
+from musicgenre.features.handcrafted import FEATURE_COLUMNS, N_FFT, extract_features, extract_features_naive
+from musicgenre.features.jitcache import ensure_ready
 
 HOP = 512
 

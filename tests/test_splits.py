@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicgenre.data import find_audio_files, label_from_path, load_feature_table, track_id
-from musicgenre.splits import artist_proxy_groups, filtered_part, filtered_split, kfold
+from musicgenre.data.gtzan import find_audio_files, label_from_path, track_id
+from musicgenre.data.splits import artist_proxy_groups, filtered_part, filtered_split, kfold
+from musicgenre.features.table import load_feature_table
 
 
 def test_filtered_split_is_shipped_and_disjoint():

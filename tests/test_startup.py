@@ -23,7 +23,7 @@ def test_the_cli_imports_no_model_framework():
 
 
 def _predicting(spec: str, clip) -> str:
-    imports = "from musicgenre.modelio import resolve_model; from musicgenre.predict import predict_file"
+    imports = "from musicgenre.models.io import resolve_model; from musicgenre.models.predict import predict_file"
     return f"{imports}\npredict_file(resolve_model({spec!r}), {str(clip)!r})"
 
 
@@ -37,7 +37,7 @@ def _without_slow_imports(code: str) -> str:
 
 
 def test_the_bundled_feature_model_predicts_with_numpy_alone(tmp_path):
-    """Its features are NumPy (``musicgenre.spectral``) and its LDA pipeline a NumPy head (``musicgenre.linear``)."""
+    """Its features are NumPy (``musicgenre.audio.spectral``) and its LDA pipeline a NumPy head (``musicgenre.models.linear``)."""
     code = _without_slow_imports(_predicting("bundled:shallow", write_audio(tmp_path / "clip.wav", seconds=6.0)))
     assert _imported_after(code) == []
 
@@ -52,7 +52,7 @@ def test_skops_loads_without_discovering_every_estimator():
     """The trust list is ours alone: skops' scikit-learn-wide default list (and its imports) never forms."""
     code = (
         "import os; os.environ['MUSICGENRE_RUNTIME'] = 'sklearn'  # the skops pipeline, not the NumPy head\n"
-        "from musicgenre.modelio import resolve_model; model = resolve_model('bundled:shallow')\n"
+        "from musicgenre.models.io import resolve_model; model = resolve_model('bundled:shallow')\n"
         "assert type(model.pipeline).__name__ == 'Pipeline', type(model.pipeline)\n"
         "from skops.io import _trusted_types as t\n"
         "assert t.SKLEARN_ESTIMATOR_TYPE_NAMES == [], t.SKLEARN_ESTIMATOR_TYPE_NAMES[:3]"

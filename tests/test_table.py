@@ -11,7 +11,7 @@ import time
 import pandas as pd
 from conftest import ROOT, write_audio
 
-from musicgenre.features import TABLE_COLUMNS
+from musicgenre.features.handcrafted import TABLE_COLUMNS
 
 
 def _features(*args: str) -> subprocess.CompletedProcess:
@@ -101,7 +101,7 @@ def test_killed_extraction_resumes_with_every_clip_exactly_once(tmp_path):
 
 
 def test_only_dead_writers_temporaries_are_removed(tmp_path):
-    from musicgenre.atomic import remove_stale_temporaries
+    from musicgenre.util.atomic import remove_stale_temporaries
 
     names = {
         ".t.csv.999999999.abcd_123.tmp": True,  # a writer that no longer runs: removed
@@ -131,7 +131,7 @@ def test_same_file_name_twice_and_bad_segment_length(tmp_path):
     import pytest
 
     from musicgenre.errors import DataError
-    from musicgenre.table import extract_table
+    from musicgenre.features.table import extract_table
 
     for folder, seed in (("a", 0), ("b", 1)):
         (tmp_path / folder).mkdir()

@@ -14,11 +14,11 @@ import pytest
 from conftest import SR, synth, write_audio
 from test_cli import run_cli
 
-from musicgenre.data import GENRES
+from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.modelio import resolve_model
-from musicgenre.predict import predict_array, predict_file, window_probabilities
-from musicgenre.transformer_model import TransformerModel, load_transformer_model
+from musicgenre.models.io import resolve_model
+from musicgenre.models.predict import predict_array, predict_file, window_probabilities
+from musicgenre.models.transformer import TransformerModel, load_transformer_model
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_broken_checkpoints_and_offline_hub_ids_give_model_errors(tiny_hubert, t
 
 def test_onnx_runtime_gives_torch_probabilities_and_is_cached(tiny_hubert, monkeypatch, tmp_path):
     """The app and `predict` run checkpoints through ONNX Runtime (benchmarks/transformer_inference.py: ~1.3x)."""
-    from musicgenre.onnx_runtime import cache_dir
+    from musicgenre.models.onnx_runtime import cache_dir
 
     monkeypatch.setenv("MUSICGENRE_CACHE", str(tmp_path))  # a cold cache
     fast = load_transformer_model(str(tiny_hubert), local_files_only=True)

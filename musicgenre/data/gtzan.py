@@ -1,0 +1,153 @@
+"""GTZAN on disk: where the clips are, what genre each is, and lists of paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicgenre.audio.io import AUDIO_EXTENSIONS, load_audio
+from musicgenre.errors import AudioError, DataError, describe_failure
+
+GENRES: tuple[str, ...] = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
+# GTZAN names tracks <genre>.NNNNN; 3-second segment rows add the segment index: blues.00000.3.wav
+_TRACK_RE = re.compile(r"^(?P<track>[a-z]+\.\d{5})(?:\.(?P<segment>\d+))?\.[A-Za-z0-9]+$")
+
+
+SHARED_DATA_ENV = "MUSICGENRE_SHARED_DATA"
+
+
+def default_shared_data() -> Path:
+    """Real GTZAN data for tests and experiments: ``$MUSICGENRE_SHARED_DATA``, else ``../shared/data`` beside a checkout."""
+    return Path(os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def track_id(filename: str) -> str:
+    """``blues.00000`` for ``blues.00000.wav``, ``blues.00000.3.wav`` or ``genres/blues/blues.00000.au``."""
+    name = os.path.basename(filename)
+    match = _TRACK_RE.match(name)
+    if match:
+        return match.group("track")
+    return os.path.splitext(name)[0]
+
+
+def label_from_path(path: str | os.PathLike) -> str:
+    """The genre a GTZAN path names (parent folder or file-name prefix), or '' if none."""
+    path = Path(path)
+    if path.parent.name in GENRES:
+        return path.parent.name
+    prefix = path.name.split(".", 1)[0]
+    return prefix if prefix in GENRES else ""
+
+
+def _genre_root(root: Path) -> Path | None:
+    """The folder that holds one sub-folder per genre, searched a few levels down."""
+    queue = [root]
+    for _ in range(4):
+        next_level = []
+        for folder in queue:
+            subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
+            if sum(p.name in GENRES for p in subdirs) >= 2:
+                return folder
+            next_level.extend(subdirs)
+        queue = next_level
+    return None
+
+
+def pyarrow_parquet():
+    """``pyarrow.parquet`` (Ray's extra brings it), or a DataError saying what to install."""
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise DataError("Parquet files need pyarrow: pip install 'musicgenre[scale]'") from None
+    return pyarrow.parquet
+
+
+def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
+    """The inputs with each list of paths replaced by its paths: a ``.txt`` file (one path per line; blank lines and
+    ``#`` comments skipped) or a ``.parquet`` file with a ``path`` column. Relative paths are relative to the list's
+    folder, so a list travels with its collection."""
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        suffix = path.suffix.lower()
+        if suffix not in (".txt", ".parquet") or not path.is_file():
+            out.append(str(item))
+            continue
+        try:
+            if suffix == ".txt":
+                listed = [line.strip() for line in path.read_text().splitlines()]
+                listed = [line for line in listed if line and not line.startswith("#")]
+            else:
+                table = pyarrow_parquet().read_table(path, columns=["path"])
+                listed = [str(p) for p in table.column("path").to_pylist()]
+        except (OSError, UnicodeDecodeError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read it as a list of paths ({exc})") from None
+        out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in listed)
+    return out
+
+
+def find_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand files, dataset folders and lists of paths (``expand_lists``) into a sorted, de-duplicated list of
+    audio files.
+
+    Folders may use any common GTZAN layout: ``<genre>/<genre>.NNNNN.wav``,
+    ``genres_original/<genre>/...`` (the Kaggle copy), ``genres/<genre>/*.au`` (the original
+    archive), or just be a folder of audio files.
+    """
+    found: list[Path] = []
+    for item in expand_lists(inputs):
+        path = Path(item)
+        if path.is_dir():
+            base = _genre_root(path) or path
+            found.extend(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            found.append(path)  # missing or odd files are reported by the loader, not dropped here
+    return sorted(set(found))
+
+
+@dataclass
+class Clip:
+    """A decoded clip at the model's rate, its genre index and track id."""
+
+    samples: np.ndarray
+    label: int
+    track: str
+
+
+def labelled_files(data_dir: str | os.PathLike) -> list[Path]:
+    """The audio files of a GTZAN-like folder whose genre the path names; none at all is a DataError."""
+    files = [f for f in find_audio_files([data_dir]) if label_from_path(f)]
+    if not files:
+        raise DataError(f"{data_dir}: no audio files in <genre>/ folders or named <genre>.NNNNN.*")
+    return files
+
+
+def load_clips(data_dir: str | os.PathLike, sample_rate: int, max_seconds: float = 600.0) -> tuple[list[Clip], dict]:
+    """Every labelled clip of a GTZAN-like folder, decoded once; unreadable ones are listed, not fatal."""
+    from tqdm.auto import tqdm
+
+    files = labelled_files(data_dir)
+    clips, failed = [], {}
+    for path in tqdm(files, desc="decoding", unit="clip"):
+        try:
+            audio = load_audio(path, sr=sample_rate, max_seconds=max_seconds)
+        except AudioError as exc:
+            failed[str(path)] = describe_failure(exc)
+            continue
+        clips.append(Clip(audio.samples, GENRES.index(label_from_path(path)), track_id(path.name)))
+    return clips, failed
