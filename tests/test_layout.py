@@ -88,3 +88,17 @@ def test_readme_is_a_front_page_whose_links_resolve():
         for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)", page.read_text()):
             if not target.startswith(("http://", "https://", "mailto:")):
                 assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+def test_paths_computed_from_a_modules_file_still_point_where_they_did(monkeypatch):
+    """Moving a module one folder deeper changes what ``Path(__file__).parents[n]`` means: the shared data
+    default is ``../shared/data`` beside the checkout, and the numba cache's checking child imports this
+    checkout's package."""
+    from musicgenre.data.gtzan import SHARED_DATA_ENV, default_shared_data
+    from musicgenre.features import jitcache
+
+    monkeypatch.delenv(SHARED_DATA_ENV, raising=False)
+    assert default_shared_data() == ROOT.parent / "shared" / "data"
+    import musicgenre
+
+    assert jitcache.PACKAGE_ROOT == Path(musicgenre.__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ SHARED_DATA_ENV = "MUSICGENRE_SHARED_DATA"
 
 def default_shared_data() -> Path:
     """Real GTZAN data for tests and experiments: ``$MUSICGENRE_SHARED_DATA``, else ``../shared/data`` beside a checkout."""
-    return Path(os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+    return Path(os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[3] / "shared" / "data")  # beside the checkout
 
 
 def track_id(filename: str) -> str:

@@ -45,6 +45,9 @@ class JitCacheError(MusicGenreError):
     """librosa's compiled code could not be built, or was found broken in this process (it has been rebuilt)."""
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds this musicgenre: the checking child imports the same one
+
+
 def cache_root() -> Path:
     """Where musicgenre keeps its caches: ``$MUSICGENRE_CACHE`` or ``~/.cache/musicgenre``."""
     return Path(os.environ.get("MUSICGENRE_CACHE") or Path.home() / ".cache" / "musicgenre")
@@ -181,8 +184,7 @@ def _run_child(folder: Path) -> str | None:
     import signal
     import subprocess
 
-    package_root = str(Path(__file__).resolve().parents[1])  # the child imports the same musicgenre as this process
-    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(folder), _CHILD_ENV: "1", "PYTHONPATH": path}
     code = "from musicgenre.features.jitcache import exercise; exercise()"
     try:
