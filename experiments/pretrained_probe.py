@@ -23,7 +23,15 @@ from pathlib import Path
 
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.training.probe import ProbeSettings, cross_validate, embed_folder, result_identity, save_final, zero_shot
+from musicgenre.training.probe import (
+    ProbeSettings,
+    cross_validate,
+    embed_folder,
+    embedded_table,
+    result_identity,
+    save_final,
+    zero_shot,
+)
 from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
@@ -39,6 +47,10 @@ class Arguments:
         metadata={"help": "BACKBONE:norm or BACKBONE:raw (level-normalised or as recorded); MTT_musicnn needs converting first"},
     )
     model_dir: str | None = field(default=None, metadata={"help": "save the first variant, fitted on every clip, here"})
+    embeddings: str | None = field(
+        default=None,
+        metadata={"help": "a table from 'musicgenre embed' to use instead of data_dir (its backbone and layer; C by inner CV)"},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,16 +60,25 @@ def main(argv: list[str] | None = None) -> None:
     args, base = parse_dataclasses(Arguments, ProbeSettings, argv=argv, description=__doc__)
     path = Path(args.out_dir) / "results.json"
     results = json.loads(path.read_text()) if path.exists() else []
-    data_name = Path(args.data_dir).name
+    data_name, protocols = Path(args.data_dir).name, ["zero-shot"]
     first = None
+    if args.embeddings:  # one variant, made by the table; no tags in it, so no zero-shot row
+        data, made = embedded_table(args.embeddings)
+        args.variants, data_name, protocols = (
+            [f"{made.backbone}:{'rms' if made.normalise else 'raw'}"],
+            Path(args.embeddings).name,
+            [],
+        )
+        base = replace(base, layers=made.layers)
     for variant in args.variants:
         backbone, _, level = variant.partition(":")
         settings = replace(base, backbone=backbone, normalise=level != "raw")
-        data = embed_folder(args.data_dir, settings, args.cache_dir)
+        if not args.embeddings:
+            data = embed_folder(args.data_dir, settings, args.cache_dir)
         first = first or (settings, data)
         for file, error in data.failed.items():
             print(f"unreadable, left out: {file}: {error}", flush=True)
-        for protocol in [*args.protocols, "zero-shot"]:
+        for protocol in [*args.protocols, *protocols]:
             run = {"settings": asdict(settings), "protocol": protocol, "data_dir": data_name, "tracks": len(data.labels)}
             key = {**run, **result_identity(settings)}  # reused only if the backbone and preprocessing are the same
             done = next((r for r in results if {k: r.get(k) for k in key} == key), None)

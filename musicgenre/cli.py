@@ -1,4 +1,4 @@
-"""The ``musicgenre`` command: features, predict, evaluate, robustness, demo."""
+"""The ``musicgenre`` command: features, predict, embed, evaluate, robustness, demo."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def _predict(args: argparse.Namespace) -> int:
     tags = args.num_tags if args.tags else 0
     _ray_address(args, "files")
     args.files = expand_lists(args.files)
+    if args.out is not None:
+        from musicgenre.models.prediction_table import predict_to_table
+
+        report = predict_to_table(
+            args.files, args.out, args.model, args.revision, args.max_seconds, tags, args.ray, args.workers, not args.no_progress
+        )
+        print(report.summary(args.out), file=sys.stderr)
+        return 1 if report.failed else 0
     if args.ray is not None:
         from musicgenre.models.cluster import predict_lines
 
@@ -60,6 +68,18 @@ def _predict(args: argparse.Namespace) -> int:
         failed += "error" in line
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from musicgenre.models.embeddings import EmbeddingSettings, embed_inputs
+
+    _ray_address(args)
+    settings = EmbeddingSettings(args.backbone, args.layer, not args.no_normalise, args.max_seconds)
+    report = embed_inputs(
+        args.inputs, args.out, settings, not args.no_progress, args.save_every, cluster=args.ray, workers=args.workers
+    )
+    print(report.summary(args.out), file=sys.stderr)
+    return 0
 
 
 def _evaluate_audio(args: argparse.Namespace) -> int:
@@ -191,9 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract the public GTZAN table's features from audio files or dataset folders. "
         "Resumable: clips already in --out are skipped; unreadable files are reported and skipped.",
     )
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="audio files, GTZAN-like dataset folders, or lists of paths (.txt, .parquet)"
-    )
+    input_help = "audio files, GTZAN-like dataset folders, or lists of paths (.txt, .parquet); paths or URIs (file://, s3://...)"
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=input_help)
     p.add_argument("--out", required=True, help="CSV file to create or extend (.parquet: a Parquet table)")
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="one row per segment of this length (the 3-second table: 3)"
@@ -220,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files",
         nargs="+",
         metavar="FILE",
-        help="audio files, or lists of them (.txt: one path per line; .parquet: a path column)",
+        help="audio files, or lists of them (.txt: one path per line; .parquet: a path column); paths or URIs",
     )
     p.add_argument(
         "--model",
@@ -238,8 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
     )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write a Parquet table (*.parquet: typed columns, resumable) instead of printing JSON lines",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (with --out)")
     _ray_options(p, "Ray actors, each holding the model once (default: one per CPU of the cluster)")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser(
+        "embed",
+        help="write the pretrained backbone's clip embeddings as a Parquet table",
+        description="One row per file: path, label (from the path), track, seconds, patches and the embedding (the mean "
+        "over 3 s patches of one musicnn layer, float32). Loads with datasets.load_dataset('parquet', ...). "
+        "Resumable: files already in --out are skipped; unreadable files are reported and skipped.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=input_help)
+    p.add_argument("--out", required=True, help="Parquet file to create or extend (*.parquet)")
+    p.add_argument(
+        "--layer",
+        default="mean_pool",
+        choices=["penultimate", "mean_pool", "max_pool", "joined"],
+        help="which layer's patch mean (default mean_pool, 753 values: the bundled probe's choice)",
+    )
+    p.add_argument("--backbone", default="MSD_musicnn", help="MSD_musicnn (default) or MTT_musicnn")
+    p.add_argument("--no-normalise", action="store_true", help="skip the -20 dBFS level normalisation before the backbone")
+    p.add_argument(
+        "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="embed at most this much of each file (default 600)"
+    )
+    _ray_options(p, "Ray actors, each holding the backbone once (default: one per CPU of the cluster)")
+    p.add_argument("--save-every", type=float, default=10.0, help="seconds between saves of finished rows")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_embed)
 
     p = sub.add_parser(
         "evaluate",

@@ -1,4 +1,4 @@
-"""`musicgenre features --ray` and `predict --ray` on a real Ray cluster on 127.0.0.1: a head and one more worker
+"""`musicgenre features --ray`, `embed --ray` and `predict --ray` on a real Ray cluster on 127.0.0.1: a head and one more worker
 node, started with `ray start` as a user would, one CPU each. The rows must be the local process pool's, byte for
 byte, and the predictions the local ones within 1e-6; unreadable files are listed; a table half done is resumed;
 a worker killed mid-run still leaves every file exactly once."""
@@ -135,6 +135,85 @@ def test_predictions_on_the_cluster_are_the_local_ones(cluster, clips, tmp_path)
     assert [line["file"] for line in remote] == files
     assert remote[-1] == local[-1] and "error" in remote[-1]
     for mine, theirs in zip(local[:-1], remote[:-1], strict=True):
+        assert mine["genre"] == theirs["genre"] and [t["tag"] for t in mine["tags"]] == [t["tag"] for t in theirs["tags"]]
+        assert max(abs(mine["scores"][g] - theirs["scores"][g]) for g in mine["scores"]) < 1e-6
+
+
+def _embed(*args: str) -> tuple[int, str]:
+    proc = _musicgenre("embed", "--no-progress", *args)
+    _, err = proc.communicate(timeout=900)
+    return proc.returncode, err
+
+
+def _same_embeddings(a: Path, b: Path) -> None:
+    """The same rows in the same order; the vectors within 1e-6 of the largest value (one ONNX thread per actor
+    against every core locally)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    mine, theirs = pq.read_table(a), pq.read_table(b)
+    assert mine.drop_columns(["embedding"]).equals(theirs.drop_columns(["embedding"]))
+    x, y = (np.asarray(t.column("embedding").to_pylist(), dtype=np.float32) for t in (mine, theirs))
+    assert x.shape == y.shape and np.abs(x - y).max() <= 1e-6 * np.abs(x).max()
+
+
+@pytest.fixture(scope="module")
+def local_embeddings(clips, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "local.parquet"
+    code, err = _embed("--out", str(out), *map(str, clips))
+    assert code == 0, err[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_embeddings_on_the_cluster_are_the_local_ones_and_a_table_half_done_is_resumed(
+    cluster, clips, local_embeddings, tmp_path
+):
+    out = tmp_path / "cluster.parquet"
+    assert _embed("--out", str(out), *map(str, clips[:2]))[0] == 0  # half done, locally
+    broken = tmp_path / "jazz.00009.wav"
+    broken.write_bytes(b"RIFF, but not a WAV file")
+    code, err = _embed("--out", str(out), "--ray", cluster, *map(str, clips), str(broken))
+    assert code == 0 and f"{len(clips) - 2} files added, 2 already present, 1 unreadable" in err, err[-3000:]
+    assert f"unreadable: {broken}" in err
+    _same_embeddings(out, local_embeddings)
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_run_still_leaves_every_file_embedded_once(cluster, clips, local_embeddings, tmp_path):
+    """Ray restarts the actor that holds the backbone and retries its batch; the table has each file once."""
+    import psutil
+
+    out = tmp_path / "killed.parquet"
+    proc = _musicgenre("embed", "--no-progress", "--ray", cluster, "--out", str(out), *map(str, clips))
+    killed, deadline = None, time.monotonic() + 600
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            if any("MapBatches(_EmbedActor)" in part for part in (p.info["cmdline"] or [])):
+                os.kill(p.info["pid"], signal.SIGKILL)
+                killed = p.info["pid"]
+                break
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=900)
+    assert killed is not None, "no embedding actor was seen running"
+    assert proc.returncode == 0 and f"{len(clips)} files added, 0 already present, 0 unreadable" in err, err[-3000:]
+    _same_embeddings(out, local_embeddings)
+
+
+@pytest.mark.slow
+def test_a_prediction_table_on_the_cluster_is_the_local_one(cluster, clips, tmp_path):
+    import pyarrow.parquet as pq
+
+    tables = []
+    for where in ([], ["--ray", cluster]):
+        out = tmp_path / f"pred{len(tables)}.parquet"
+        proc = _musicgenre("predict", "--tags", "--no-progress", "--out", str(out), *where, *map(str, clips[:4]))
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+        tables.append(pq.read_table(out).to_pylist())
+    local, remote = tables
+    assert [r["file"] for r in remote] == [r["file"] for r in local] == list(map(str, clips[:4]))
+    for mine, theirs in zip(local, remote, strict=True):
         assert mine["genre"] == theirs["genre"] and [t["tag"] for t in mine["tags"]] == [t["tag"] for t in theirs["tags"]]
         assert max(abs(mine["scores"][g] - theirs["scores"][g]) for g in mine["scores"]) < 1e-6
 

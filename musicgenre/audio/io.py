@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from musicgenre.errors import AudioError
+from musicgenre.errors import AudioError, DataError
+from musicgenre.util.uri import is_remote, local_copy, to_path
 
 DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
 MIN_SECONDS = 0.5
@@ -235,6 +237,8 @@ def load_audio(
     """
     if on_overlong not in ("truncate", "error"):
         raise ValueError("on_overlong must be 'truncate' or 'error'")
+    if is_remote(path):
+        return _load_remote(path, sr, max_seconds, on_overlong)
     path = Path(path)
     name = path.name
     if path.is_dir():
@@ -263,6 +267,22 @@ def load_audio(
         raise AudioError(f"{name}: the audio is too long ({length}; the limit is {max_seconds:g} s)")
     y = prepare_audio(y, rate, sr, name, max_seconds).samples  # at ``rate`` already: cuts a resampler's extra sample
     return Audio(y, sr or rate, str(path), truncated, original)
+
+
+def _load_remote(uri: str | os.PathLike, sr: int | None, max_seconds: float, on_overlong: str) -> Audio:
+    """A file in object storage (any fsspec URI), fetched to a temporary local file and decoded as one."""
+    try:
+        remote = to_path(uri)
+    except DataError as exc:  # the filesystem's package is missing: this file, like every file there, is unreadable
+        raise AudioError(str(exc)) from None
+    with ExitStack() as stack:
+        try:
+            local = stack.enter_context(local_copy(remote))
+        except FileNotFoundError:
+            raise AudioError(f"{remote.name}: no such file ({uri})") from None
+        except Exception as exc:  # the filesystem's own errors: permissions, network, a missing bucket...
+            raise AudioError(f"{remote.name}: cannot fetch it ({uri}: {type(exc).__name__}: {exc})") from None
+        return replace(load_audio(local, sr, max_seconds, on_overlong), source=str(uri))
 
 
 def windows(y: np.ndarray, sr: int, seconds: float, min_seconds: float | None = None) -> list[np.ndarray]:

@@ -11,6 +11,8 @@ import numpy as np
 
 from musicgenre.audio.io import AUDIO_EXTENSIONS, load_audio
 from musicgenre.errors import AudioError, DataError, describe_failure
+from musicgenre.util.parquet import pyarrow_parquet
+from musicgenre.util.uri import is_remote, is_uri, remote_files, to_path
 
 GENRES: tuple[str, ...] = (
     "blues",
@@ -46,11 +48,12 @@ def track_id(filename: str) -> str:
 
 
 def label_from_path(path: str | os.PathLike) -> str:
-    """The genre a GTZAN path names (parent folder or file-name prefix), or '' if none."""
-    path = Path(path)
-    if path.parent.name in GENRES:
-        return path.parent.name
-    prefix = path.name.split(".", 1)[0]
+    """The genre a GTZAN path or URI names (parent folder or file-name prefix), or '' if none."""
+    text = str(path)
+    parent = os.path.basename(os.path.dirname(text))
+    if parent in GENRES:
+        return parent
+    prefix = os.path.basename(text).split(".", 1)[0]
     return prefix if prefix in GENRES else ""
 
 
@@ -68,22 +71,13 @@ def _genre_root(root: Path) -> Path | None:
     return None
 
 
-def pyarrow_parquet():
-    """``pyarrow.parquet`` (Ray's extra brings it), or a DataError saying what to install."""
-    try:
-        import pyarrow.parquet
-    except ImportError:
-        raise DataError("Parquet files need pyarrow: pip install 'musicgenre[scale]'") from None
-    return pyarrow.parquet
-
-
 def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
     """The inputs with each list of paths replaced by its paths: a ``.txt`` file (one path per line; blank lines and
-    ``#`` comments skipped) or a ``.parquet`` file with a ``path`` column. Relative paths are relative to the list's
-    folder, so a list travels with its collection."""
+    ``#`` comments skipped) or a ``.parquet`` file with a ``path`` column, local or at a URI (``util.uri``). Relative
+    paths are relative to the list's folder, so a list travels with its collection."""
     out: list[str] = []
     for item in inputs:
-        path = Path(item)
+        path = to_path(item)
         suffix = path.suffix.lower()
         if suffix not in (".txt", ".parquet") or not path.is_file():
             out.append(str(item))
@@ -93,31 +87,35 @@ def expand_lists(inputs: list[str | os.PathLike]) -> list[str]:
                 listed = [line.strip() for line in path.read_text().splitlines()]
                 listed = [line for line in listed if line and not line.startswith("#")]
             else:
-                table = pyarrow_parquet().read_table(path, columns=["path"])
+                import pyarrow as pa
+
+                table = pyarrow_parquet().read_table(pa.BufferReader(path.read_bytes()), columns=["path"])
                 listed = [str(p) for p in table.column("path").to_pylist()]
         except (OSError, UnicodeDecodeError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read it as a list of paths ({exc})") from None
-        out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in listed)
+            raise DataError(f"{item}: cannot read it as a list of paths ({exc})") from None
+        out.extend(p if is_uri(p) or Path(p).is_absolute() else str(path.parent / p) for p in listed)
     return out
 
 
 def find_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Expand files, dataset folders and lists of paths (``expand_lists``) into a sorted, de-duplicated list of
-    audio files.
+    """Expand files, dataset folders and lists of paths (``expand_lists``), local or at URIs, into a sorted,
+    de-duplicated list of audio files (``Path``, or ``UPath`` for a remote one).
 
     Folders may use any common GTZAN layout: ``<genre>/<genre>.NNNNN.wav``,
     ``genres_original/<genre>/...`` (the Kaggle copy), ``genres/<genre>/*.au`` (the original
-    archive), or just be a folder of audio files.
+    archive), or just be a folder of audio files. A remote folder gives every audio file below it.
     """
     found: list[Path] = []
     for item in expand_lists(inputs):
-        path = Path(item)
-        if path.is_dir():
+        path = to_path(item)
+        if is_remote(path) and path.is_dir():
+            found.extend(p for p in remote_files(path) if p.suffix.lower() in AUDIO_EXTENSIONS)
+        elif path.is_dir():
             base = _genre_root(path) or path
             found.extend(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         else:
             found.append(path)  # missing or odd files are reported by the loader, not dropped here
-    return sorted(set(found))
+    return sorted(set(found), key=lambda p: (is_remote(p), tuple(p.parts)))  # local first, in pathlib's order
 
 
 @dataclass

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from musicgenre.util.cluster import run_per_path
+from musicgenre.util.uri import to_path
 
 
 def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
@@ -24,7 +25,7 @@ def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
     rows, errors = [], []
     with threadpool_limits(1):  # one core per task, as the local pool's workers: the same values, bit for bit
         for path in batch["path"]:
-            _, new_rows, error = _worker((Path(path), segment_seconds, librosa))
+            _, new_rows, error = _worker((to_path(path), segment_seconds, librosa))
             rows.append("" if new_rows is None else json.dumps(new_rows))  # floats round-trip exactly through JSON
             errors.append(error or "")
     return {"path": list(batch["path"]), "rows": rows, "error": errors}
@@ -37,4 +38,4 @@ def feature_results(
     ``todo``."""
     kwargs = {"segment_seconds": segment_seconds, "librosa": librosa}
     for row in run_per_path([str(p) for p in todo], _extract, kwargs, address, workers):
-        yield Path(row["path"]), json.loads(row["rows"]) if row["rows"] else None, row["error"] or None
+        yield to_path(row["path"]), json.loads(row["rows"]) if row["rows"] else None, row["error"] or None

@@ -9,20 +9,21 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from musicgenre.audio.io import load_audio, windows
-from musicgenre.data.gtzan import find_audio_files, label_from_path, pyarrow_parquet, track_id
+from musicgenre.data.gtzan import find_audio_files, label_from_path, track_id
 from musicgenre.errors import AudioError, DataError, MusicGenreError, describe_failure
 from musicgenre.features import jitcache
 from musicgenre.features.handcrafted import FEATURE_COLUMNS, SAMPLE_RATE, TABLE_COLUMNS, extract_features, extract_features_naive
 from musicgenre.util.atomic import atomic_open, remove_stale_temporaries
+from musicgenre.util.parquet import pyarrow_parquet, read_own_table, write_table_atomic
+from musicgenre.util.resumable import ExtractionReport, fill_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,15 +80,7 @@ def read_rows(out: Path) -> list[dict]:
     if not out.exists():
         return []
     if _parquet(out):
-        import pyarrow as pa
-
-        try:
-            table = pyarrow_parquet().read_table(out)
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{out}: exists but cannot be read as a Parquet table ({exc}); choose another --out") from None
-        if "filename" not in table.column_names:
-            raise DataError(f"{out}: exists but is not a feature table (no 'filename' column); choose another --out")
-        return table.to_pylist()
+        return read_own_table(out, "a feature table (no 'filename' column)", "filename").to_pylist()
     try:
         with out.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -103,7 +96,6 @@ def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
     """Replace the table at ``out`` with ``rows`` in one atomic step: CSV, or Parquet (by the suffix: typed columns
     that ``datasets.load_dataset("parquet", ...)`` and pandas read as they are) for large tables."""
     if _parquet(out):
-        pq = pyarrow_parquet()
         import pyarrow as pa
 
         columns = {c: [r.get(c) for r in rows] for c in TABLE_COLUMNS} if (rows := list(rows)) else {}
@@ -112,28 +104,12 @@ def write_rows_atomic(out: Path, rows: Iterable[dict]) -> None:
             + [(c, pa.float64()) for c in TABLE_COLUMNS[2:-1]]
             + [("label", pa.string())]
         )
-        table = pa.Table.from_pydict({c: columns.get(c, []) for c in TABLE_COLUMNS}, schema=schema)
-        with atomic_open(out, binary=True) as f:
-            pq.write_table(table, f)
+        write_table_atomic(out, pa.Table.from_pydict({c: columns.get(c, []) for c in TABLE_COLUMNS}, schema=schema))
         return
     with atomic_open(out, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-
-
-@dataclass
-class ExtractionReport:
-    written: int = 0
-    skipped: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-
-    def summary(self, out: str | os.PathLike) -> str:
-        lines = [f"{out}: {self.written} files added, {self.skipped} already present, {len(self.failed)} unreadable"]
-        for path, error in self.failed.items():  # errors usually start with the file's name already
-            error = error.removeprefix(f"{Path(path).name}: ")
-            lines.append(f"  unreadable: {path}: {error}")
-        return "\n".join(lines)
 
 
 def extract_inputs(
@@ -211,8 +187,6 @@ def extract_table(
     Finished rows are saved (atomically) at most every ``save_every`` seconds and at the end, so
     a killed run loses at most that much work and a re-run picks up where it stopped.
     """
-    from tqdm import tqdm
-
     if segment_seconds is not None and not segment_seconds > 0:
         raise DataError(f"segment length must be positive, got {segment_seconds:g} s")
     if cluster is not None:  # join the cluster first: a refused connection leaves no table behind
@@ -242,37 +216,23 @@ def extract_table(
         from musicgenre.features.cluster import feature_results
 
         results = feature_results(todo, segment_seconds, librosa, cluster or None, workers)
-    last_flush = time.monotonic()
-    pending = 0
-    bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="features")
-    try:
-        for path, new_rows, error in results:
-            bar.update(1)
-            if error is not None:
-                report.failed[str(path)] = error
-                bar.write(f"skipped {error}")
-                continue
-            rows.extend(new_rows)
-            report.written += 1
-            pending += 1
-            if time.monotonic() - last_flush >= save_every:
-                write_rows_atomic(out, rows)
-                last_flush, pending = time.monotonic(), 0
-    finally:
-        bar.close()
-        if pending or not out.exists():
-            write_rows_atomic(out, rows)
-    return report
+    save = partial(write_rows_atomic, out)
+    return fill_table(results, rows, save, out, report, len(todo), save_every, progress, desc="features")
 
 
 def load_feature_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table in the public GTZAN schema, with a ``track`` column added for grouping."""
+    """Read a table in the public GTZAN schema (CSV, or the Parquet table ``musicgenre features`` writes), with a
+    ``track`` column added for grouping."""
     path = Path(path)
     try:
         import pandas as pd
 
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
+        if _parquet(path):
+            pyarrow_parquet()  # a DataError with the install hint when pyarrow is missing
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path)
+    except (OSError, ValueError, ImportError) as exc:
         raise DataError(f"{path}: cannot read the feature table ({exc})") from None
     missing = [c for c in ["filename", *FEATURE_COLUMNS] if c not in table.columns]
     if missing:

@@ -88,10 +88,13 @@ def export_onnx(model, path: Path, example=None) -> None:
 
 
 def open_session(path: str | os.PathLike, threads: int | None = None):
-    """A quiet CPU session of the ONNX file at ``path``; ``threads`` None is ONNX Runtime's default (every core)."""
+    """A quiet CPU session of the ONNX file at ``path``. ``threads`` None: ``$OMP_NUM_THREADS`` if set (Ray sets it to
+    a task's or actor's CPUs, so two one-CPU actors on a node do not each start a thread per core), else ONNX
+    Runtime's default (every core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    threads = threads or (int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None)
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3

@@ -104,6 +104,31 @@ def embed_folder(data_dir: str | os.PathLike, settings: ProbeSettings, cache_dir
     return Embedded(outputs, np.array(labels), np.array(tracks), failed)
 
 
+def embedded_table(path: str | os.PathLike) -> tuple[Embedded, ProbeSettings]:
+    """The probe's training data from an embedding table (``musicgenre embed``; every row whose path names a genre),
+    and the settings that made it: the CV then chooses only C, on the table's one layer."""
+    import json
+
+    from musicgenre.util.parquet import META_KEY, pyarrow_parquet
+
+    try:
+        table = pyarrow_parquet().read_table(path)
+        made = json.loads((table.schema.metadata or {})[META_KEY])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not an embedding table written by 'musicgenre embed' ({exc})") from None
+    settings = ProbeSettings(backbone=made["backbone"], normalise=made["normalise"], layers=[made["layer"]])
+    widths = [load_backbone(settings.backbone).config["embeddings"][name] for name in LAYERS[made["layer"]]]
+    labelled = [i for i, label in enumerate(table.column("label").to_pylist()) if label in GENRES]
+    if not labelled:
+        raise DataError(f"{path}: no row's path names one of the genres {', '.join(GENRES)}")
+    table = table.take(labelled)
+    vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(labelled), -1)
+    # One "patch" per clip, holding the clip's mean: the mean over patches then gives the table's vector back.
+    outputs = [dict(zip(LAYERS[made["layer"]], np.split(v[None], np.cumsum(widths)[:-1], axis=1), strict=True)) for v in vectors]
+    labels = np.array([GENRES.index(label) for label in table.column("label").to_pylist()])
+    return Embedded(outputs, labels, np.array(table.column("track").to_pylist()), {}), settings
+
+
 def result_identity(settings: ProbeSettings) -> dict:
     """What besides the settings decides a result: the backbone's exact weights and the preprocessing."""
     return {
