@@ -76,12 +76,14 @@ def test_scale_benchmark_times_the_pool_and_ray_on_the_same_tables(tmp_path):
     for i in range(4):
         write_audio(tmp_path / f"rock.{i:05d}.wav", seconds=6.0, seed=i)
     out = tmp_path / "scale.json"
-    cmd = [sys.executable, "benchmarks/scale.py", "--audio_dir", str(tmp_path), "--n_clips", "4", "--out", str(out)]
+    cmd = [sys.executable, "benchmarks/scale.py", "--audio_dir", str(tmp_path), "--n_clips", "6", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert result["clips"] == 4 and result["tables_identical"]
-    assert len(result["seconds"]) == 4 and all(v > 0 for v in result["seconds"].values())
+    assert result["clips"] == 6 and result["distinct_clips"] == 4 and result["tables_identical"]  # 2 under a 2nd name
+    assert len(result["seconds"]) == 5 and all(v > 0 for v in result["seconds"].values())
     ratio = result["seconds"]["local pool, 2 workers"] / result["seconds"]["Ray cluster, 2 workers"]
     assert result["ray_2_workers_vs_local_pool"] == pytest.approx(ratio, abs=2e-3)  # rounded to 3 decimals
     assert result["target_met"] == (result["ray_2_workers_vs_local_pool"] >= 0.85)
+    assert len(result["embed"]["seconds"]) == 2 and all(v > 0 for v in result["embed"]["seconds"].values())
+    assert result["embed"]["largest_difference_relative_to_largest_value"] <= 1e-6

@@ -60,9 +60,9 @@ def clips(tmp_path_factory) -> list[Path]:
     ]
 
 
-def _musicgenre(*args: str, **kwargs) -> subprocess.Popen:
+def _musicgenre(*args: str, engine: str = "", **kwargs) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "musicgenre", *args]
-    env = {**os.environ, **TOKEN_ENV}
+    env = {**os.environ, **TOKEN_ENV, "MUSICGENRE_RAY_ENGINE": engine}
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
@@ -71,8 +71,8 @@ def _features(*args: str, **kwargs) -> subprocess.Popen:
     return _musicgenre("features", "--no-progress", *args, **kwargs)
 
 
-def _run(*args: str) -> str:
-    proc = _features(*args)
+def _run(*args: str, engine: str = "") -> str:
+    proc = _features(*args, engine=engine)
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     return err
@@ -87,12 +87,13 @@ def local_table(clips, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_rows_on_the_cluster_are_the_local_pools_and_a_table_half_done_is_resumed(cluster, clips, local_table, tmp_path):
+@pytest.mark.parametrize("engine", ["", "data"])  # Ray core tasks (the default), and Ray Data's map_batches
+def test_rows_on_the_cluster_are_the_local_pools_and_a_table_half_done_is_resumed(cluster, clips, local_table, tmp_path, engine):
     out = tmp_path / "cluster.csv"
     _run("--workers", "2", "--out", str(out), *map(str, clips[:2]))  # half done, locally
     broken = tmp_path / "jazz.00009.wav"
     broken.write_bytes(b"RIFF, but not a WAV file")
-    err = _run("--out", str(out), "--ray", cluster, *map(str, clips), str(broken))
+    err = _run("--out", str(out), "--ray", cluster, *map(str, clips), str(broken), engine=engine)
     assert f"{len(clips) - 2} files added, 2 already present, 1 unreadable" in err, err[-3000:]
     assert f"unreadable: {broken}" in err
     assert out.read_bytes() == local_table.read_bytes()
@@ -107,7 +108,7 @@ def test_a_worker_killed_mid_run_still_leaves_every_file_exactly_once(cluster, c
     killed, deadline = None, time.monotonic() + 600
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
         for p in psutil.process_iter(["pid", "cmdline"]):
-            if any("MapBatches(_extract)" in part for part in (p.info["cmdline"] or [])):
+            if any("ray::_extract" in part for part in (p.info["cmdline"] or [])):
                 os.kill(p.info["pid"], signal.SIGKILL)  # while it extracts a file
                 killed = p.info["pid"]
                 break
@@ -189,7 +190,7 @@ def test_an_actor_killed_mid_run_still_leaves_every_file_embedded_once(cluster, 
     killed, deadline = None, time.monotonic() + 600
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
         for p in psutil.process_iter(["pid", "cmdline"]):
-            if any("MapBatches(_EmbedActor)" in part for part in (p.info["cmdline"] or [])):
+            if any("ray::_EmbedActor" in part for part in (p.info["cmdline"] or [])):
                 os.kill(p.info["pid"], signal.SIGKILL)
                 killed = p.info["pid"]
                 break

@@ -12,7 +12,7 @@ from musicgenre.util.uri import to_path
 
 
 def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
-    """A Ray Data task: each file's feature rows, as the local pool's worker computes them. A plain task, not an
+    """A Ray task: each file's feature rows, as the local pool's worker computes them. A plain task, not an
     actor: there is no model to hold, and tasks start on the workers Ray keeps ready."""
     from threadpoolctl import threadpool_limits
 

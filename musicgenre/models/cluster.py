@@ -10,7 +10,7 @@ from musicgenre.util.cluster import run_per_path
 
 
 class _Predictor:
-    """A Ray Data actor holding one loaded model: one file's ``predict`` line per call, as the local loop prints it."""
+    """A Ray actor holding one loaded model: one file's ``predict`` line per call, as the local loop prints it."""
 
     def __init__(self, model: str, revision: str | None, max_seconds: float, tags: int):
         from musicgenre.models.io import resolve_model
@@ -40,7 +40,7 @@ def predict_lines(
 
 
 class _EmbedActor:
-    """A Ray Data actor holding one backbone: each file's embedding-table row (the vector as float32 bytes, exact)."""
+    """A Ray actor holding one backbone: each file's embedding-table row (the vector as float32 bytes, exact)."""
 
     def __init__(self, settings: dict):
         from musicgenre.models.embeddings import Embedder, EmbeddingSettings

@@ -178,18 +178,34 @@ def _onnx_variant(model, x, repeats: int, dynamic: bool):
     return _best_of(lambda: session.run(None, {"input_values": x.numpy()})[0], repeats)
 
 
-def _timed_features(files: list[Path], out: Path, *options: str, env: dict | None = None) -> float:
-    """Wall seconds of one whole ``musicgenre features`` process (what a user waits for)."""
+def _timed(command: str, files: list[Path], out: Path, *options: str, env: dict | None = None) -> float:
+    """Wall seconds of one whole ``musicgenre COMMAND`` process (what a user waits for)."""
     import subprocess
     import sys
 
     start = time.perf_counter()
-    cmd = [sys.executable, "-m", "musicgenre", "features", "--no-progress", "--out", str(out), *options, *map(str, files)]
+    cmd = [sys.executable, "-m", "musicgenre", command, "--no-progress", "--out", str(out), *options, *map(str, files)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd[:8])} ...: {done.stderr[-2000:]}")
     return seconds
+
+
+def _under_more_names(files: list[Path], names: int, folder: Path) -> list[Path]:
+    """Each file linked under ``names`` distinct names (``blues.00003`` also as ``blues.10003``...), so a small
+    collection measures like a larger one; the tables name rows by file name, so names must differ."""
+    import re
+
+    linked = []
+    for k in range(names):
+        for f in files:
+            match = re.fullmatch(r"([a-z]+)\.(\d{5})(\.\w+)", f.name)
+            name = f"{match[1]}.{int(match[2]) + 10000 * k:05d}{match[3]}" if match else f"copy{k}_{f.name}"
+            (folder / f.parent.name).mkdir(exist_ok=True)
+            (link := folder / f.parent.name / name).symlink_to(f.resolve())
+            linked.append(link)
+    return linked
 
 
 def _free_port() -> int:
@@ -200,9 +216,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
+DATA_ROW = "Ray cluster, 2 workers, through Ray Data's map_batches (before)"
+
+
+def scale_benchmark(audio_dir: str, n_clips: int = 152, names: int = 2) -> dict:
     """Clips per second of the feature table: the local process pool, and Ray with 1 and 2 workers on a running
-    cluster of this machine's cores (the engine's overhead), plus a Ray instance started by the command itself.
+    cluster of this machine's cores (the engine's overhead), the 2 workers also through Ray Data's map_batches
+    (what ran before Ray core tasks replaced it), plus a Ray instance started by the command itself;
+    and of the embedding table, in one process and in 2 Ray actors. The clips of ``audio_dir`` are each taken
+    under ``names`` names (``_under_more_names``), then the first ``n_clips``.
 
     Every number is one whole process on the same clips in the same run. From the two cluster runs,
     per-clip cost ``c`` and fixed overhead ``o`` (``T(w) = o + n·c/w``) give a projection for more workers.
@@ -212,30 +234,52 @@ def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
     import sys
 
     import numpy as np
+    import pyarrow.parquet as pq
 
-    files = find_audio_files([audio_dir])[:n_clips]
     ray = str(Path(sys.executable).with_name("ray"))
     cores = os.cpu_count() or 1
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    seconds = {}
+    seconds, embed_seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        seconds["local pool, 2 workers"] = _timed_features(files, tmp / "local.csv", "--workers", "2", env=env)
-        seconds["Ray, local instance started by the command, 2 workers"] = _timed_features(
-            files, tmp / "own.csv", "--ray", "--workers", "2", env=env
+        (tmp / "clips").mkdir()
+        files = _under_more_names(find_audio_files([audio_dir]), names, tmp / "clips")[:n_clips]
+        distinct = len({f.resolve() for f in files})
+        seconds["local pool, 2 workers"] = _timed("features", files, tmp / "local.csv", "--workers", "2", env=env)
+        seconds["Ray, local instance started by the command, 2 workers"] = _timed(
+            "features", files, tmp / "own.csv", "--ray", "--workers", "2", env=env
         )
+        embed_seconds["one process (ONNX Runtime on every core)"] = _timed("embed", files, tmp / "local.parquet", env=env)
         port = _free_port()
         start = ["start", "--head", "--port", str(port), "--num-cpus", str(cores), "--include-dashboard", "false"]
         subprocess.run([ray, *start, "--disable-usage-stats"], env=env, check=True, capture_output=True)
+        address = f"127.0.0.1:{port}"
         try:
             for workers in (1, 2):
-                seconds[f"Ray cluster, {workers} worker{'s' * (workers > 1)}"] = _timed_features(
-                    files, tmp / f"ray{workers}.csv", "--ray", f"127.0.0.1:{port}", "--workers", str(workers), env=env
+                seconds[f"Ray cluster, {workers} worker{'s' * (workers > 1)}"] = _timed(
+                    "features", files, tmp / f"ray{workers}.csv", "--ray", address, "--workers", str(workers), env=env
                 )
+            seconds[DATA_ROW] = _timed(
+                "features",
+                files,
+                tmp / "data.csv",
+                "--ray",
+                address,
+                "--workers",
+                "2",
+                env={**env, "MUSICGENRE_RAY_ENGINE": "data"},
+            )
+            embed_seconds["Ray cluster, 2 actors (one core each)"] = _timed(
+                "embed", files, tmp / "ray.parquet", "--ray", address, "--workers", "2", env=env
+            )
         finally:
             subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
-        same = all((tmp / f).read_bytes() == (tmp / "local.csv").read_bytes() for f in ("own.csv", "ray1.csv", "ray2.csv"))
+        same = all(
+            (tmp / f).read_bytes() == (tmp / "local.csv").read_bytes() for f in ("own.csv", "ray1.csv", "ray2.csv", "data.csv")
+        )
+        vectors = [np.asarray(pq.read_table(tmp / f).column("embedding").to_pylist()) for f in ("local.parquet", "ray.parquet")]
+        embed_difference = float(np.abs(vectors[0] - vectors[1]).max() / np.abs(vectors[0]).max())
     t1, t2 = seconds["Ray cluster, 1 worker"], seconds["Ray cluster, 2 workers"]
     per_clip = 2 * (t1 - t2) / len(files)  # T(1) - T(2) = n c / 2
     overhead = t2 - len(files) * per_clip / 2
@@ -243,14 +287,22 @@ def scale_benchmark(audio_dir: str, n_clips: int = 24) -> dict:
     local_overhead = local - len(files) * per_clip / 2
     return {
         "clips": len(files),
+        "distinct_clips": distinct,
         "clip_seconds": 30.0,
         "statistic": "whole `musicgenre features` process, wall seconds, one run each",
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "clips_per_second": {k: round(len(files) / v, 2) for k, v in seconds.items()},
         "ray_2_workers_vs_local_pool": (ratio := round(local / t2, 3)),
+        "ray_data_2_workers_vs_local_pool (before)": round(local / seconds[DATA_ROW], 3),
         "target": "Ray with 2 CPUs within 15% of the local pool (ratio >= 0.85)",
         "target_met": ratio >= 0.85,
         "tables_identical": same,
+        "embed": {
+            "statistic": "whole `musicgenre embed` process (MSD_musicnn, mean_pool), wall seconds, one run each",
+            "seconds": {k: round(v, 2) for k, v in embed_seconds.items()},
+            "clips_per_second": {k: round(len(files) / v, 2) for k, v in embed_seconds.items()},
+            "largest_difference_relative_to_largest_value": embed_difference,
+        },
         "model": {
             "per_clip_core_seconds": round(per_clip, 3),
             "fixed_overhead_seconds": round(overhead, 2),

@@ -1,13 +1,13 @@
-"""Per-file work on a Ray cluster (Ray Data), for collections too large for one machine: joining the cluster
+"""Per-file work on a Ray cluster, for collections too large for one machine: joining the cluster
 and mapping a function or an actor class over paths. ``features.cluster`` (feature rows) and
-``models.cluster`` (``predict`` lines) are its two uses.
+``models.cluster`` (``predict`` lines and embedding rows) are its uses.
 
 The cluster only computes: each file's rows (or JSON line) come back to the driver, which does what the
 local path does with them (``table.extract_table``: skip what the table already holds, save atomically
 every few seconds, list unreadable files; ``predict``: print each file's line, an error line for a file
 that cannot be classified). So the output is the local path's, the table is resumable in the same way,
-and every file appears exactly once even when Ray reruns a task whose worker died (Ray Data restarts a
-dead actor and retries a task or batch whose worker died; the driver keeps the first answer per file).
+and every file appears exactly once even when Ray reruns a task whose worker died (Ray retries a task
+whose worker died, restarts a dead actor and retries its call, and keeps one result per call).
 Models load once per actor, not per file.
 
 Ray is an optional dependency (``pip install 'musicgenre[scale]'``), imported only here.
@@ -43,22 +43,68 @@ def connect(address: str | None = None) -> None:
 
 def run_per_path(paths: list[str], fn, kwargs: dict, address: str | None, workers: int | None) -> Iterator[dict]:
     """Each path's output row from ``fn`` (a function: ``workers`` tasks at a time; a class: ``workers`` actors,
-    each built once with ``kwargs``; default: one per CPU of the cluster), in the order of ``paths``, once each."""
+    each built once with ``kwargs``; default: one per CPU of the cluster), in the order of ``paths``, once each.
+
+    ``fn`` takes and returns a batch, a dict of lists (Ray Data's format), here of one path. Ray core tasks and an
+    ``ActorPool`` run it; ``MUSICGENRE_RAY_ENGINE=data`` runs it through Ray Data's ``map_batches`` instead, which
+    ``benchmarks/scale.py`` measures beside it: on 2 cores, Ray Data's start (its planner and its own stats and
+    autoscaling actors) costs ~8 s more and its executor loop ~8 % of the throughput, for nothing this map needs.
+    """
     import ray
 
     connect(address)
     if not paths:
         return
+    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    engine = _ray_data if os.environ.get("MUSICGENRE_RAY_ENGINE") == "data" else _ray_core
+    for batch in engine(paths, fn, kwargs, workers):
+        yield {k: v[0] for k, v in batch.items()}
+
+
+def _ray_core(paths: list[str], fn, kwargs: dict, workers: int) -> Iterator[dict]:
+    """Tasks (retried if their worker dies) or actors (restarted, and their call retried, if they die), at most
+    ``workers`` running at once, answers in the order of ``paths``: one per path, since Ray keeps one result per call
+    however often it retried it."""
+    import ray
+
+    if isinstance(fn, type):
+        from ray.util import ActorPool
+
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(fn)
+        pool = ActorPool([actor.remote(**kwargs) for _ in range(workers)])
+        yield from pool.map(lambda a, path: a.__call__.remote({"path": [path]}), paths)
+        return
+    task = ray.remote(num_cpus=1, max_retries=-1)(fn)
+    # A second call queued per worker starts the moment one ends (Ray reuses the worker), instead of after a round
+    # trip to this driver (152 clips on 2 cores: 63-64 s queued, in two runs, against 73 s without). Ray runs at
+    # most one per CPU, so the queue is kept only where ``workers`` is all the CPUs; fewer are run one at a time.
+    depth = 2 * workers if workers >= int(ray.cluster_resources().get("CPU", 1)) else workers
+    running: dict = {}  # call -> index of its path
+    finished: dict[int, dict] = {}
+    submitted = delivered = 0
+    while delivered < len(paths):
+        while len(running) < depth and submitted < len(paths):
+            running[task.remote({"path": [paths[submitted]]}, **kwargs)] = submitted
+            submitted += 1
+        done, _ = ray.wait(list(running), num_returns=1)
+        finished[running.pop(done[0])] = ray.get(done[0])
+        while delivered in finished:  # in the order of the paths
+            yield finished.pop(delivered)
+            delivered += 1
+
+
+def _ray_data(paths: list[str], fn, kwargs: dict, workers: int) -> Iterator[dict]:
+    """The same map through Ray Data's ``map_batches`` (actors for a class), one path per batch."""
+    import ray
+
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the output in the order of the files, as locally
     context.enable_progress_bars = False
-    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     items = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), 4 * workers))
     args = {"fn_constructor_kwargs": kwargs} if isinstance(fn, type) else {"fn_kwargs": kwargs}
     out = items.map_batches(fn, **args, batch_size=1, concurrency=workers, num_cpus=1)
     seen = set()
     for row in out.iter_rows():
-        if row["path"] in seen:  # a retried batch that had been delivered already
-            continue
-        seen.add(row["path"])
-        yield row
+        if row["path"] not in seen:  # a retried batch that had been delivered already
+            seen.add(row["path"])
+            yield {k: [v] for k, v in row.items()}
