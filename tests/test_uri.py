@@ -1,6 +1,7 @@
-"""Inputs named by URIs (``util.uri``): a collection served by a real HTTP server on 127.0.0.1 (fsspec's HTTP
-filesystem, standing in for object storage, which cannot exist here), ``file://`` URIs, and lists of paths at a
-URI. Features, predictions and embeddings must be the local ones; missing remote files are listed, not fatal."""
+"""Inputs named by URIs (``util.uri``): a collection served on 127.0.0.1 by a real HTTP server and by an S3 server
+(moto's, the S3 API that boto3, s3fs and the AWS SDKs speak; AWS itself cannot be reached here), ``file://`` URIs,
+and lists of paths at a URI. Features, predictions and embeddings must be the local ones; missing remote files are
+listed, not fatal."""
 
 from __future__ import annotations
 
@@ -87,15 +88,78 @@ def test_file_uris_are_local_paths(collection, tmp_path):
 
 
 def test_a_filesystem_whose_package_is_missing_is_a_clear_error(capsys):
-    """s3:// without s3fs: one line saying what is missing, before any work (every file there would fail alike)."""
+    """gs:// without gcsfs: one line saying what is missing, before any work (every file there would fail alike)."""
     import importlib.util
 
     from musicgenre.errors import DataError
     from musicgenre.util.uri import to_path
 
-    if importlib.util.find_spec("s3fs") is not None:
-        pytest.skip("s3fs is installed here, so s3:// opens")
-    with pytest.raises(DataError, match=r"s3://bucket/a.wav: cannot open this filesystem \(Install s3fs"):
-        to_path("s3://bucket/a.wav")
-    assert main(["predict", "s3://bucket/a.wav"]) == 2
-    assert "cannot open this filesystem (Install s3fs to access S3)" in capsys.readouterr().err
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here, so gs:// opens")
+    with pytest.raises(DataError, match=r"gs://bucket/a.wav: cannot open this filesystem \(.*gcsfs"):
+        to_path("gs://bucket/a.wav")
+    assert main(["predict", "gs://bucket/a.wav"]) == 2
+    assert "cannot open this filesystem" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(collection):
+    """An S3 server on a free port of 127.0.0.1 (``moto_server``) holding the collection in ``s3://music/``;
+    s3fs is pointed at it through fsspec's configuration, as a user points it at their storage."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("s3fs", reason="s3:// needs s3fs (in the dev extra)")
+    boto3 = pytest.importorskip("boto3", reason="the S3 server test needs moto[server] (in the dev extra)")
+    server = Path(sys.executable).with_name("moto_server")
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    import fsspec.config
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    fsspec.config.conf["s3"] = {"endpoint_url": endpoint}
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        for _ in range(100):
+            try:
+                client.create_bucket(Bucket="music")
+                break
+            except Exception:  # not listening yet
+                time.sleep(0.1)
+        root, _ = collection
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
+            client.upload_file(str(f), "music", f.relative_to(root).as_posix())
+        yield "s3://music"
+    finally:
+        fsspec.config.conf.pop("s3", None)
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_collection_in_s3_gives_the_local_features_and_predictions(collection, s3_bucket, tmp_path, capsys):
+    root, names = collection
+    local, remote = tmp_path / "local.csv", tmp_path / "s3.csv"
+    assert main(["features", str(root), "--out", str(local), "--workers", "1", "--no-progress"]) == 0
+    assert main(["features", f"{s3_bucket}/", "--out", str(remote), "--workers", "2", "--no-progress"]) == 0
+    assert "4 files added, 0 already present, 0 unreadable" in capsys.readouterr().err
+    assert remote.read_bytes() == local.read_bytes()
+    assert main(["predict", *(str(root / n) for n in names)]) == 0
+    expected = _lines(capsys)
+    assert main(["predict", f"{s3_bucket}/list.txt"]) == 1  # the list names a key the bucket does not have
+    lines = _lines(capsys)
+    assert lines[-1]["error"] == f"pop.00009.wav: no such file ({s3_bucket}/pop/pop.00009.wav)"
+    assert [{**line, "file": mine["file"]} for line, mine in zip(lines, expected, strict=False)] == expected
