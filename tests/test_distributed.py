@@ -230,6 +230,36 @@ def test_a_cluster_that_refuses_the_connection_is_a_clear_error(cluster, clips, 
     assert last.startswith("musicgenre: error: cannot reach the Ray cluster") and not (tmp_path / "t.csv").exists()
 
 
+CRASH_ON_B = """
+import os, sys
+from musicgenre.util.cluster import ClusterError, run_per_path
+
+def crash_on_b(batch):  # defined in __main__, so Ray sends it to the workers by value
+    if batch["path"][0] == "b":
+        os._exit(1)
+    return {"path": batch["path"], "out": [batch["path"][0].upper()]}
+
+rows = run_per_path(["a", "b", "c"], crash_on_b, {}, sys.argv[1], 1)
+print(next(rows))
+try:
+    next(rows)
+except ClusterError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_file_that_kills_its_worker_every_time_ends_the_run_with_a_clear_error(cluster):
+    """Not retried for ever: after Ray's retries, one line naming the file (as three deaths of the local pool)."""
+    env = {**os.environ, **TOKEN_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_ON_B, cluster], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if "(raylet)" not in line]  # Ray reports each death too
+    assert lines == ["{'path': 'a', 'out': 'A'}", "b: the Ray worker died on it 4 times (WorkerCrashedError)"]
+
+
 def test_without_ray_the_flag_says_what_to_install(tmp_path, monkeypatch):
     from musicgenre.util import cluster as distributed
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from musicgenre.errors import MusicGenreError
+
+RETRIES = 3  # a call whose worker died is run again this many times
 
 
 class ClusterError(MusicGenreError):
@@ -70,11 +73,15 @@ def _ray_core(paths: list[str], fn, kwargs: dict, workers: int) -> Iterator[dict
     if isinstance(fn, type):
         from ray.util import ActorPool
 
-        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(fn)
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=RETRIES)(fn)
         pool = ActorPool([actor.remote(**kwargs) for _ in range(workers)])
-        yield from pool.map(lambda a, path: a.__call__.remote({"path": [path]}), paths)
+        calls = pool.map(lambda a, path: a.__call__.remote({"path": [path]}), paths)
+        for path in paths:
+            with _died_on(path):
+                batch = next(calls)
+            yield batch
         return
-    task = ray.remote(num_cpus=1, max_retries=-1)(fn)
+    task = ray.remote(num_cpus=1, max_retries=RETRIES)(fn)
     # A second call queued per worker starts the moment one ends (Ray reuses the worker), instead of after a round
     # trip to this driver (152 clips on 2 cores: 63-64 s queued, in two runs, against 73 s without). Ray runs at
     # most one per CPU, so the queue is kept only where ``workers`` is all the CPUs; fewer are run one at a time.
@@ -87,10 +94,25 @@ def _ray_core(paths: list[str], fn, kwargs: dict, workers: int) -> Iterator[dict
             running[task.remote({"path": [paths[submitted]]}, **kwargs)] = submitted
             submitted += 1
         done, _ = ray.wait(list(running), num_returns=1)
-        finished[running.pop(done[0])] = ray.get(done[0])
+        index = running.pop(done[0])
+        with _died_on(paths[index]):
+            finished[index] = ray.get(done[0])
         while delivered in finished:  # in the order of the paths
             yield finished.pop(delivered)
             delivered += 1
+
+
+@contextmanager
+def _died_on(path: str) -> Iterator[None]:
+    """A file whose worker died on every try (a decoder that crashes, memory it cannot have) ends the run with a
+    clear error, as three deaths of the local pool do, rather than being retried for ever; the table so far is
+    saved, so a rerun without that file resumes."""
+    import ray
+
+    try:
+        yield
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as exc:
+        raise ClusterError(f"{path}: the Ray worker died on it {RETRIES + 1} times ({type(exc).__name__})") from None
 
 
 def _ray_data(paths: list[str], fn, kwargs: dict, workers: int) -> Iterator[dict]:
