@@ -281,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["penultimate", "mean_pool", "max_pool", "joined"],
         help="which layer's patch mean (default mean_pool, 753 values: the bundled probe's choice)",
     )
-    p.add_argument("--backbone", default="MSD_musicnn", help="MSD_musicnn (default) or MTT_musicnn")
+    p.add_argument(
+        "--backbone",
+        default="MSD_musicnn",
+        help="MSD_musicnn (default; shipped) or MTT_musicnn (after scripts/convert_musicnn.py --models MTT_musicnn)",
+    )
     p.add_argument("--no-normalise", action="store_true", help="skip the -20 dBFS level normalisation before the backbone")
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="embed at most this much of each file (default 600)"
