@@ -78,6 +78,20 @@ def _run(*args: str, engine: str = "") -> str:
     return err
 
 
+def _kill_one_mid_run(proc: subprocess.Popen, title: str) -> int:
+    """SIGKILL the first Ray worker process whose title contains ``title`` while ``proc`` runs; its pid."""
+    import psutil
+
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            if any(title in part for part in (p.info["cmdline"] or [])):
+                os.kill(p.info["pid"], signal.SIGKILL)
+                return p.info["pid"]
+        time.sleep(0.05)
+    raise AssertionError(f"no Ray worker titled {title} was seen running")
+
+
 @pytest.fixture(scope="module")
 def local_table(clips, tmp_path_factory) -> Path:
     """What the local process pool writes for the same files."""
@@ -101,20 +115,10 @@ def test_rows_on_the_cluster_are_the_local_pools_and_a_table_half_done_is_resume
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_still_leaves_every_file_exactly_once(cluster, clips, local_table, tmp_path):
-    import psutil
-
     out = tmp_path / "killed.csv"
     proc = _features("--ray", cluster, "--out", str(out), *map(str, clips))
-    killed, deadline = None, time.monotonic() + 600
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            if any("ray::_extract" in part for part in (p.info["cmdline"] or [])):
-                os.kill(p.info["pid"], signal.SIGKILL)  # while it extracts a file
-                killed = p.info["pid"]
-                break
-        time.sleep(0.05)
+    _kill_one_mid_run(proc, "ray::_extract")  # while it extracts a file
     _, err = proc.communicate(timeout=900)
-    assert killed is not None, "no extraction worker was seen running"
     assert proc.returncode == 0, err[-3000:]
     assert f"{len(clips)} files added, 0 already present, 0 unreadable" in err
     assert out.read_bytes() == local_table.read_bytes()  # each file once, in order, with the same values
@@ -183,32 +187,26 @@ def test_embeddings_on_the_cluster_are_the_local_ones_and_a_table_half_done_is_r
 @pytest.mark.slow
 def test_an_actor_killed_mid_run_still_leaves_every_file_embedded_once(cluster, clips, local_embeddings, tmp_path):
     """Ray restarts the actor that holds the backbone and retries its batch; the table has each file once."""
-    import psutil
-
     out = tmp_path / "killed.parquet"
     proc = _musicgenre("embed", "--no-progress", "--ray", cluster, "--out", str(out), *map(str, clips))
-    killed, deadline = None, time.monotonic() + 600
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            if any("ray::_EmbedActor" in part for part in (p.info["cmdline"] or [])):
-                os.kill(p.info["pid"], signal.SIGKILL)
-                killed = p.info["pid"]
-                break
-        time.sleep(0.05)
+    _kill_one_mid_run(proc, "ray::_EmbedActor")
     _, err = proc.communicate(timeout=900)
-    assert killed is not None, "no embedding actor was seen running"
     assert proc.returncode == 0 and f"{len(clips)} files added, 0 already present, 0 unreadable" in err, err[-3000:]
     _same_embeddings(out, local_embeddings)
 
 
 @pytest.mark.slow
-def test_a_prediction_table_on_the_cluster_is_the_local_one(cluster, clips, tmp_path):
+def test_a_prediction_table_on_the_cluster_is_the_local_one_even_when_an_actor_is_killed(cluster, clips, tmp_path):
+    """One of the actors holding the model is killed mid-run: Ray restarts it and retries its call, and the table
+    still has every file once, in order, with the local answer."""
     import pyarrow.parquet as pq
 
     tables = []
     for where in ([], ["--ray", cluster]):
         out = tmp_path / f"pred{len(tables)}.parquet"
         proc = _musicgenre("predict", "--tags", "--no-progress", "--out", str(out), *where, *map(str, clips[:4]))
+        if where:
+            _kill_one_mid_run(proc, "ray::_Predictor")
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
         tables.append(pq.read_table(out).to_pylist())
