@@ -8,8 +8,11 @@ The package ships MSD_musicnn; `python scripts/convert_musicnn.py --models MTT_m
 MagnaTagATune one (results/probe holds its rows: it scored lower, so it is not shipped).
 Per protocol (random, grouped: the CNN's folds by track; filtered: train list -> valid list, for a
 full GTZAN), an inner CV inside every training fold picks the layer and C; the held-out fold only
-scores. Zero-shot genre from the backbone's tags (no GTZAN label) is scored too. Embeddings are
-cached per clip content under --cache_dir, so reruns are quick; finished results in results.json
+scores. Unless --no-tune_top, the first variant's top is also fine-tuned on the same folds
+(musicgenre.training.probe_top: the back-end's dense layer from its pretrained weights and a new genre
+layer, learning rate and epochs chosen by inner CV), to see whether it beats the frozen probe.
+Zero-shot genre from the backbone's tags (no GTZAN label) is scored too. Embeddings are cached
+per clip content under --cache_dir, so reruns are quick; finished results in results.json
 are kept. With --model_dir, the first variant is refitted on every clip and saved there
 (`musicgenre predict --model DIR`); `--model_dir musicgenre/models/bundled/musicnn` rebuilds the bundled one.
 """
@@ -32,6 +35,8 @@ from musicgenre.training.probe import (
     save_final,
     zero_shot,
 )
+from musicgenre.training.probe_top import TopSettings
+from musicgenre.training.probe_top import cross_validate as cross_validate_top
 from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
@@ -51,13 +56,17 @@ class Arguments:
         default=None,
         metadata={"help": "a table from 'musicgenre embed' to use instead of data_dir (its backbone and layer; C by inner CV)"},
     )
+    tune_top: bool = field(
+        default=True,
+        metadata={"help": "also fine-tune the first variant's top (needs per-patch outputs: not with --embeddings)"},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     import json
 
     argv = sys.argv[1:] if argv is None else argv
-    args, base = parse_dataclasses(Arguments, ProbeSettings, argv=argv, description=__doc__)
+    args, base, top = parse_dataclasses(Arguments, ProbeSettings, TopSettings, argv=argv, description=__doc__)
     path = Path(args.out_dir) / "results.json"
     results = json.loads(path.read_text()) if path.exists() else []
     data_name, protocols = Path(args.data_dir).name, ["zero-shot"]
@@ -78,18 +87,29 @@ def main(argv: list[str] | None = None) -> None:
         first = first or (settings, data)
         for file, error in data.failed.items():
             print(f"unreadable, left out: {file}: {error}", flush=True)
+        tune = args.tune_top and not args.embeddings and first[0] is settings
         for protocol in [*args.protocols, *protocols]:
-            run = {"settings": asdict(settings), "protocol": protocol, "data_dir": data_name, "tracks": len(data.labels)}
-            key = {**run, **result_identity(settings)}  # reused only if the backbone and preprocessing are the same
-            done = next((r for r in results if {k: r.get(k) for k in key} == key), None)
-            if done is None:
-                scored = zero_shot(data, backbone) if protocol == "zero-shot" else cross_validate(data, protocol, settings)
-                done = {**key, "family": "musicnn-probe", **scored}
-                results = [r for r in results if {k: r.get(k) for k in run} != run] + [done]  # supersedes older runs
-                write_json_atomic(path, results)
-            acc = done["out_of_fold"]["accuracy"] if "out_of_fold" in done else done["accuracy"]
-            n = done["out_of_fold"]["n"] if "out_of_fold" in done else done["n"]
-            print(f"{variant} {protocol}: accuracy {acc:.3f} over {n} clips", flush=True)
+            jobs = [("musicnn-probe", asdict(settings))]
+            if tune and protocol != "zero-shot":
+                jobs.append(("musicnn-top", {**asdict(settings), "top": asdict(top)}))
+            for family, recorded in jobs:
+                run = {"settings": recorded, "protocol": protocol, "data_dir": data_name, "tracks": len(data.labels)}
+                key = {**run, **result_identity(settings)}  # reused only if the backbone and preprocessing are the same
+                done = next((r for r in results if {k: r.get(k) for k in key} == key), None)
+                if done is None:
+                    if protocol == "zero-shot":
+                        scored = zero_shot(data, backbone)
+                    elif family == "musicnn-top":
+                        scored = cross_validate_top(data, protocol, settings, top)
+                    else:
+                        scored = cross_validate(data, protocol, settings)
+                    done = {**key, "family": family, **scored}
+                    results = [r for r in results if {k: r.get(k) for k in run} != run] + [done]  # supersedes older runs
+                    write_json_atomic(path, results)
+                acc = done["out_of_fold"]["accuracy"] if "out_of_fold" in done else done["accuracy"]
+                n = done["out_of_fold"]["n"] if "out_of_fold" in done else done["n"]
+                what = " (top fine-tuned)" if family == "musicnn-top" else ""
+                print(f"{variant} {protocol}{what}: accuracy {acc:.3f} over {n} clips", flush=True)
     if args.model_dir and first:
         command = "python experiments/pretrained_probe.py " + shlex.join(argv)
         print(save_final(*first, args.model_dir, results, data_name, command), flush=True)

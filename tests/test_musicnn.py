@@ -267,15 +267,19 @@ def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
         sys.executable, "experiments/pretrained_probe.py", "--data_dir", str(data), "--out_dir", str(tmp_path / "out"),
         "--cache_dir", str(tmp_path / "cache"), "--variants", "MSD_musicnn:norm", "--protocols", "random",
         "--folds", "2", "--inner_folds", "2", "--layers", "penultimate", "mean_pool", "--c_grid", "0.1", "1",
-        "--model_dir", str(tmp_path / "model"),
+        "--model_dir", str(tmp_path / "model"), "--epochs", "2", "4", "--backbone_lr", "0", "0.001",
     ]  # fmt: skip
     first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [r["protocol"] for r in results] == ["random", "zero-shot"]
-    cv = results[0]
+    assert [(r["family"], r["protocol"]) for r in results] == [
+        ("musicnn-probe", "random"), ("musicnn-top", "random"), ("musicnn-probe", "zero-shot"),
+    ]  # fmt: skip
+    cv, tuned = results[0], results[1]
     assert cv["out_of_fold"]["n"] == 40 and {f["layer"] for f in cv["folds"]} <= {"penultimate", "mean_pool"}
-    assert results[1]["n"] == 28  # the 7 genres with a tag, 4 clips each
+    assert tuned["out_of_fold"]["n"] == 40 and [f["tracks"] for f in tuned["folds"]] == [f["tracks"] for f in cv["folds"]]
+    assert {(f["backbone_lr"], f["epochs"]) for f in tuned["folds"]} <= {(0.0, 2), (0.0, 4), (0.001, 2), (0.001, 4)}
+    assert results[2]["n"] == 28  # the 7 genres with a tag, 4 clips each
     cached = sorted((tmp_path / "cache").rglob("*.npz"))
     assert len(cached) == 40
     model = json.loads(run_cli("predict", "--model", str(tmp_path / "model"), str(mini_clips[0])).stdout)
@@ -289,7 +293,57 @@ def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
     from musicgenre.study.report import read
 
     rows, _ = read(tmp_path / "out" / "results.json")
-    assert {r.family for r in rows} == {"musicnn-probe", "musicnn-zero-shot"}
+    assert {r.family for r in rows} == {"musicnn-probe", "musicnn-top", "musicnn-zero-shot"}
+
+
+def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_frozen():
+    """The tuned top is the checkpoint's back-end: before any step it gives the backbone's own penultimate
+    layer; with learning rate 0 those layers (batch-norm statistics included) stay as shipped, otherwise they move."""
+    import torch
+
+    from musicgenre.models.musicnn import backbone_path, load_torch_network
+    from musicgenre.training.probe import Embedded
+    from musicgenre.training.probe_top import TopSettings, _network, _patches, _train
+
+    rng = np.random.default_rng(0)
+    outputs = [
+        {"max_pool": rng.random((4, 753), dtype=np.float32), "mean_pool": rng.random((4, 753), dtype=np.float32)}
+        for _ in range(20)
+    ]
+    data = Embedded(outputs, np.arange(20) % len(GENRES), np.array([f"blues.{i:05d}" for i in range(20)]), {})
+    x, y, clip = _patches(data, np.arange(20))
+    assert x.shape == (80, 1506) and list(clip[:5]) == [0, 0, 0, 0, 1] and y[4] == data.labels[1]
+
+    shipped = load_torch_network(backbone_path("MSD_musicnn"))
+    top = _network("MSD_musicnn", dropout=0.5)
+    top.eval()
+    with torch.no_grad():
+        max_pool, mean_pool = torch.from_numpy(outputs[0]["max_pool"]), torch.from_numpy(outputs[0]["mean_pool"])
+        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)
+        expected = shipped.dense_bn(torch.relu(shipped.dense(shipped.pool_bn(pooled))))
+        torch.testing.assert_close(top[:4](torch.from_numpy(x[:4])), expected)
+
+    def check(epoch, predict):
+        probs = predict(x)
+        assert probs.shape == (80, len(GENRES)) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+    def state_after(lr: float) -> dict:
+        return _train("MSD_musicnn", x, y, lr, [2], TopSettings(batch_size=16), 0, check).state_dict()
+
+    frozen, tuned = state_after(0.0), state_after(1e-3)
+    torch.rand(7)  # other random draws in between: the seed alone decides a fit
+    again = state_after(1e-3)
+    assert all(torch.equal(again[k], v) for k, v in tuned.items())
+    reference = {
+        f"{i}.{k}": v
+        for i, m in [(0, shipped.pool_bn), (1, shipped.dense), (3, shipped.dense_bn)]
+        for k, v in m.state_dict().items()
+    }
+    for name, value in reference.items():
+        torch.testing.assert_close(frozen[name], value)
+    assert not torch.equal(tuned["1.weight"], reference["1.weight"]) and not torch.equal(
+        tuned["0.running_mean"], reference["0.running_mean"]
+    )
 
 
 def test_short_and_multichannel_audio_through_the_default_model(tmp_path):

@@ -28,6 +28,7 @@ FAMILIES = {
     "lda": "LDA",
     "cnn": "CNN (Keras, log-mel)",
     "musicnn-probe": "musicnn probe (pretrained, frozen)",
+    "musicnn-top": "musicnn, top fine-tuned (pretrained)",
     "musicnn-zero-shot": "musicnn tags, zero-shot",
     "distilhubert": "DistilHuBERT (fine-tuned)",
 }
@@ -136,7 +137,8 @@ def _cnn(rows: list[dict], source: str) -> list[Row]:
 
 
 def _probe(rows: list[dict], source: str) -> list[Row]:
-    """The pretrained-probe study (experiments/pretrained_probe.py): nested-CV rows and zero-shot rows."""
+    """The pretrained-probe study (experiments/pretrained_probe.py): nested-CV rows (frozen probe, fine-tuned top)
+    and zero-shot rows."""
     out = []
     for r in rows:
         s = r["settings"]
@@ -161,7 +163,10 @@ def _probe(rows: list[dict], source: str) -> list[Row]:
             )
             continue
         oof, folds = r["out_of_fold"], r["fold_accuracy"]
-        chosen = ", ".join(f"{f['layer']}/C={f['C']:g}" for f in r["folds"])
+        if r["family"] == "musicnn-top":  # the pretrained layers' learning rate (0: frozen) and the epochs
+            chosen = ", ".join(f"lr={f['backbone_lr']:g}/{f['epochs']} epochs" for f in r["folds"])
+        else:
+            chosen = ", ".join(f"{f['layer']}/C={f['C']:g}" for f in r["folds"])
         data = (
             f"{s['folds']}-fold {r['protocol']} CV over {r['tracks']} tracks"
             if r["protocol"] != "filtered"
@@ -169,7 +174,7 @@ def _probe(rows: list[dict], source: str) -> list[Row]:
         )
         out.append(
             Row(
-                family="musicnn-probe",
+                family=r["family"],
                 variant=variant,
                 input="30 s",
                 protocol=r["protocol"],
@@ -215,7 +220,7 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
     source = str(path)
     if isinstance(obj, list) and obj and all("inner_cv_accuracy" in r for r in obj):
         return _shallow(obj, source), []
-    if isinstance(obj, list) and obj and all(r.get("family") == "musicnn-probe" for r in obj):
+    if isinstance(obj, list) and obj and all(r.get("family") in ("musicnn-probe", "musicnn-top") for r in obj):
         return _probe(obj, source), []
     if isinstance(obj, list) and obj and all("out_of_fold" in r for r in obj):
         return _cnn(obj, source), []

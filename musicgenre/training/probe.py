@@ -159,14 +159,20 @@ def make_head(c: float, seed: int):
     )
 
 
-def choose(data: Embedded, train: np.ndarray, settings: ProbeSettings, protocol: str, seed: int) -> dict:
-    """The layer and C with the best mean inner-CV accuracy on ``train`` (ties: the earlier in the grids)."""
+def inner_folds(data: Embedded, train: np.ndarray, settings: ProbeSettings, protocol: str, seed: int) -> list:
+    """The inner CV's folds over ``train`` (positions in it): random, or by track; for the filtered protocol by
+    runs of neighbouring track numbers (an artist proxy) where there are enough of them."""
     groups = data.tracks[train]
     cv_protocol = "random" if protocol == "random" else "grouped"
     if protocol == "filtered":
         runs = artist_proxy_groups(data.tracks[train])
         groups = runs if max_folds("grouped", data.labels[train], runs) >= 2 else groups
-    inner = list(kfold(cv_protocol, data.labels[train], groups, settings.inner_folds, seed))
+    return list(kfold(cv_protocol, data.labels[train], groups, settings.inner_folds, seed))
+
+
+def choose(data: Embedded, train: np.ndarray, settings: ProbeSettings, protocol: str, seed: int) -> dict:
+    """The layer and C with the best mean inner-CV accuracy on ``train`` (ties: the earlier in the grids)."""
+    inner = inner_folds(data, train, settings, protocol, seed)
     best = None
     for layer in settings.layers:
         X = data.matrix(layer, train)  # noqa: N806
@@ -181,7 +187,8 @@ def choose(data: Embedded, train: np.ndarray, settings: ProbeSettings, protocol:
     return best
 
 
-def _outer(data: Embedded, protocol: str, settings: ProbeSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+def outer_folds(data: Embedded, protocol: str, settings: ProbeSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds that score: k folds (random or by track), or the filtered train list against its valid list."""
     if protocol == "filtered":
         part = filtered_part(data.tracks)
         train, valid = np.flatnonzero(part == "train"), np.flatnonzero(part == "valid")
@@ -191,19 +198,18 @@ def _outer(data: Embedded, protocol: str, settings: ProbeSettings) -> list[tuple
     return list(kfold(protocol, data.labels, data.tracks, settings.folds, settings.seed))
 
 
-def cross_validate(data: Embedded, protocol: str, settings: ProbeSettings) -> dict:
-    """Nested CV under ``protocol`` (random / grouped / filtered): per-fold choices and scores, out-of-fold metrics."""
+def nested_cv(data: Embedded, protocol: str, settings: ProbeSettings, fit_fold) -> dict:
+    """Score ``fit_fold(train, test, k) -> (what its inner CV chose, test probabilities)`` on the outer folds of
+    ``protocol``: per-fold choices and accuracies, out-of-fold metrics (the format of every probe result)."""
     from musicgenre.training.metrics import classification_metrics
 
     names = list(GENRES)
     probs = np.full((len(data.labels), len(GENRES)), np.nan)
     folds = []
-    for k, (train, test) in enumerate(_outer(data, protocol, settings)):
-        chosen = choose(data, train, settings, protocol, settings.seed + 1 + k)
-        head = make_head(chosen["C"], settings.seed).fit(data.matrix(chosen["layer"], train), data.labels[train])
-        p = head.predict_proba(data.matrix(chosen["layer"], test))
-        probs[test] = p
-        folds.append({"fold": k, **chosen, "accuracy": float(np.mean(p.argmax(1) == data.labels[test])), "tracks": len(test)})
+    for k, (train, test) in enumerate(outer_folds(data, protocol, settings)):
+        chosen, probs[test] = fit_fold(train, test, k)
+        accuracy = float(np.mean(probs[test].argmax(1) == data.labels[test]))
+        folds.append({"fold": k, **chosen, "accuracy": accuracy, "tracks": len(test)})
     scored = np.flatnonzero(~np.isnan(probs[:, 0]))
     metrics = classification_metrics([names[i] for i in data.labels[scored]], [names[i] for i in probs[scored].argmax(1)], names)
     accs = np.array([f["accuracy"] for f in folds])
@@ -213,6 +219,17 @@ def cross_validate(data: Embedded, protocol: str, settings: ProbeSettings) -> di
         "fold_accuracy": {"mean": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0},
         "out_of_fold": metrics,
     }
+
+
+def cross_validate(data: Embedded, protocol: str, settings: ProbeSettings) -> dict:
+    """Nested CV of the frozen probe under ``protocol`` (random / grouped / filtered)."""
+
+    def fit_fold(train: np.ndarray, test: np.ndarray, k: int):
+        chosen = choose(data, train, settings, protocol, settings.seed + 1 + k)
+        head = make_head(chosen["C"], settings.seed).fit(data.matrix(chosen["layer"], train), data.labels[train])
+        return chosen, head.predict_proba(data.matrix(chosen["layer"], test))
+
+    return nested_cv(data, protocol, settings, fit_fold)
 
 
 def zero_shot(data: Embedded, backbone: str) -> dict:
