@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         first = first or (settings, data)
         for file, error in data.failed.items():
             print(f"unreadable, left out: {file}: {error}", flush=True)
-        tune = args.tune_top and not args.embeddings and first[0] is settings
+        tune = args.tune_top and not args.embeddings and variant == args.variants[0]
         for protocol in [*args.protocols, *protocols]:
             jobs = [("musicnn-probe", asdict(settings))]
             if tune and protocol != "zero-shot":

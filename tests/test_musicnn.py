@@ -297,31 +297,28 @@ def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
 
 
 def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_frozen():
-    """The tuned top is the checkpoint's back-end: before any step it gives the backbone's own penultimate
-    layer; with learning rate 0 those layers (batch-norm statistics included) stay as shipped, otherwise they move."""
+    """The tuned top is the checkpoint's back-end: before any step, fed a patch's pools, it gives the shipped
+    network's own penultimate output for that patch; with learning rate 0 the pretrained layers (batch-norm
+    statistics included) stay as shipped, otherwise they move; the seed alone decides a fit."""
     import torch
 
     from musicgenre.models.musicnn import backbone_path, load_torch_network
     from musicgenre.training.probe import Embedded
     from musicgenre.training.probe_top import TopSettings, _network, _patches, _train
 
-    rng = np.random.default_rng(0)
-    outputs = [
-        {"max_pool": rng.random((4, 753), dtype=np.float32), "mean_pool": rng.random((4, 753), dtype=np.float32)}
-        for _ in range(20)
-    ]
+    shipped = load_torch_network(backbone_path("MSD_musicnn"))
+    mels = torch.from_numpy(np.random.default_rng(0).random((80, 187, 96), dtype=np.float32) * 3)  # log-mel-like
+    with torch.no_grad():
+        _, penultimate, mean_pool, max_pool = shipped(mels)
+    outputs = [{"max_pool": max_pool[i : i + 4].numpy(), "mean_pool": mean_pool[i : i + 4].numpy()} for i in range(0, 80, 4)]
     data = Embedded(outputs, np.arange(20) % len(GENRES), np.array([f"blues.{i:05d}" for i in range(20)]), {})
     x, y, clip = _patches(data, np.arange(20))
     assert x.shape == (80, 1506) and list(clip[:5]) == [0, 0, 0, 0, 1] and y[4] == data.labels[1]
 
-    shipped = load_torch_network(backbone_path("MSD_musicnn"))
-    top = _network("MSD_musicnn", dropout=0.5)
-    top.eval()
+    top = _network("MSD_musicnn", dropout=0.5).eval()
     with torch.no_grad():
-        max_pool, mean_pool = torch.from_numpy(outputs[0]["max_pool"]), torch.from_numpy(outputs[0]["mean_pool"])
-        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)
-        expected = shipped.dense_bn(torch.relu(shipped.dense(shipped.pool_bn(pooled))))
-        torch.testing.assert_close(top[:4](torch.from_numpy(x[:4])), expected)
+        features = torch.from_numpy(x)
+        torch.testing.assert_close(top.musicnn.backend(*features.split(753, dim=1)), penultimate)
 
     def check(epoch, predict):
         probs = predict(x)
@@ -334,16 +331,12 @@ def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_
     torch.rand(7)  # other random draws in between: the seed alone decides a fit
     again = state_after(1e-3)
     assert all(torch.equal(again[k], v) for k, v in tuned.items())
-    reference = {
-        f"{i}.{k}": v
-        for i, m in [(0, shipped.pool_bn), (1, shipped.dense), (3, shipped.dense_bn)]
-        for k, v in m.state_dict().items()
-    }
-    for name, value in reference.items():
-        torch.testing.assert_close(frozen[name], value)
-    assert not torch.equal(tuned["1.weight"], reference["1.weight"]) and not torch.equal(
-        tuned["0.running_mean"], reference["0.running_mean"]
-    )
+    reference = shipped.state_dict()
+    for name, value in reference.items():  # the whole shipped network, back-end included, as it was
+        torch.testing.assert_close(frozen[f"musicnn.{name}"], value)
+    moved = {name for name, value in reference.items() if not torch.equal(tuned[f"musicnn.{name}"], value)}
+    assert {"dense.weight", "pool_bn.running_mean", "dense_bn.running_mean"} <= moved
+    assert all(name.startswith(shipped.BACKEND) for name in moved)  # nothing below the back-end learns
 
 
 def test_short_and_multichannel_audio_through_the_default_model(tmp_path):

@@ -68,9 +68,15 @@ class MusicnnNet(nn.Module):
         features = torch.cat(layers, dim=1)  # (B, 753, T)
         max_pool = features.amax(dim=2)
         mean_pool = features.mean(dim=2)
-        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # TF's order: max, mean per feature
-        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        penultimate = self.backend(max_pool, mean_pool)
         return self.tags(penultimate), penultimate, mean_pool, max_pool
+
+    BACKEND = ("pool_bn", "dense", "dense_bn")  # the layers of ``backend``, which fine-tuning the top retrains
+
+    def backend(self, max_pool: torch.Tensor, mean_pool: torch.Tensor) -> torch.Tensor:
+        """The penultimate embedding from the time-pooled features (also the input of a fine-tuned top)."""
+        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # TF's order: max, mean per feature
+        return self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
 
 
 def from_tensorflow(variables: dict[str, object]) -> dict[str, torch.Tensor]:

@@ -34,28 +34,34 @@ class TopSettings:
 
 
 def _patches(data: Embedded, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The back-end's input per patch (max and mean pool interleaved, as the network pools), its label and clip."""
-    x, y, clip = [], [], []
-    for i in idx:
-        out = data.outputs[i]
-        pooled = np.stack([out["max_pool"], out["mean_pool"]], axis=2).reshape(len(out["max_pool"]), -1)
-        x.append(pooled)
-        y.append(np.full(len(pooled), data.labels[i]))
-        clip.append(np.full(len(pooled), i))
+    """The back-end's input per patch (max pool, then mean pool), its label and its clip."""
+    x = [np.concatenate([data.outputs[i]["max_pool"], data.outputs[i]["mean_pool"]], axis=1) for i in idx]
+    y = [np.full(len(p), data.labels[i]) for i, p in zip(idx, x, strict=True)]
+    clip = [np.full(len(p), i) for i, p in zip(idx, x, strict=True)]
     return np.concatenate(x).astype(np.float32), np.concatenate(y), np.concatenate(clip)
 
 
 def _network(backbone: str, dropout: float):
-    """The pretrained back-end (pool BN, dense, dense BN, from the shipped weights) and a new genre layer."""
+    """The shipped network, whose back-end starts the fit, with a new genre layer on its penultimate output."""
     from torch import nn
 
     from musicgenre.models.musicnn import backbone_path, load_torch_network
 
-    net = load_torch_network(backbone_path(backbone))
-    top = nn.Sequential(
-        net.pool_bn, net.dense, nn.ReLU(), net.dense_bn, nn.Dropout(dropout), nn.Linear(net.dense.out_features, len(GENRES))
-    )
-    return top
+    class Top(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.musicnn = load_torch_network(backbone_path(backbone))
+            self.dropout = nn.Dropout(dropout)
+            self.genre = nn.Linear(self.musicnn.dense.out_features, len(GENRES))
+
+        def pretrained(self) -> list:
+            return [p for name in self.musicnn.BACKEND for p in getattr(self.musicnn, name).parameters()]
+
+        def forward(self, x):
+            max_pool, mean_pool = x.split(self.musicnn.features, dim=1)
+            return self.genre(self.dropout(self.musicnn.backend(max_pool, mean_pool)))
+
+    return Top()
 
 
 def _train(backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[int], top: TopSettings, seed: int, on_epoch=None):
@@ -65,13 +71,13 @@ def _train(backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[
 
     torch.manual_seed(seed)  # before the new layer is initialised: a fit depends on its seed only, not on what ran before
     net = _network(backbone, top.dropout)
-    pretrained, head = list(net[:4].parameters()), list(net[5].parameters())
-    groups = [{"params": head, "lr": top.head_lr}]
+    for p in net.musicnn.parameters():  # only the back-end may learn, and only with lr > 0
+        p.requires_grad_(False)
+    groups = [{"params": list(net.genre.parameters()), "lr": top.head_lr}]
     if lr > 0:
-        groups.append({"params": pretrained, "lr": lr})
-    else:
-        for p in pretrained:
-            p.requires_grad_(False)
+        for p in net.pretrained():
+            p.requires_grad_(True)
+        groups.append({"params": net.pretrained(), "lr": lr})
     optimiser = torch.optim.AdamW(groups, weight_decay=top.weight_decay)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
     generator = torch.Generator().manual_seed(seed)
@@ -79,8 +85,7 @@ def _train(backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[
     for epoch in range(1, max(epochs) + 1):
         net.train()
         if lr == 0:  # frozen: the pretrained batch norms keep their statistics too
-            net[0].eval()
-            net[3].eval()
+            net.musicnn.eval()
         order = torch.randperm(len(xt), generator=generator)
         for start in range(0, len(order), top.batch_size):
             batch = order[start : start + top.batch_size]
@@ -111,10 +116,10 @@ def choose(data: Embedded, train: np.ndarray, settings: ProbeSettings, top: TopS
     """The pretrained layers' learning rate and the epoch count with the best mean inner-CV clip accuracy."""
     inner = inner_folds(data, train, settings, protocol, seed)
     scores: dict[tuple[float, int], list[float]] = {}
-    for lr in top.backbone_lr:
-        for a, b in inner:
-            x, y, _ = _patches(data, train[a])
-            xb, _, clip_b = _patches(data, train[b])
+    for a, b in inner:
+        x, y, _ = _patches(data, train[a])
+        xb, _, clip_b = _patches(data, train[b])
+        for lr in top.backbone_lr:
 
             def score(epoch, predict, lr=lr, b=b, xb=xb, clip_b=clip_b):
                 p = _clip_probabilities(predict(xb), clip_b, train[b])
