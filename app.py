@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from musicgenre.audio.io import DEFAULT_MAX_SECONDS
@@ -29,9 +30,14 @@ from musicgenre.serving.gradio_import import import_gradio
 from musicgenre.serving.malloc import limit_malloc_arenas
 from musicgenre.serving.service import (
     DEFAULT_MODEL_ID,
+    LIVE_MIN_SECONDS,
+    LIVE_SECONDS,
     Analysis,
+    LiveAnswer,
+    LiveBuffer,
     ModelSet,
     analyse,
+    live_answer,
     load_models,
     mel_axis_ticks,
     mel_spectrogram_db,
@@ -46,6 +52,9 @@ gr = import_gradio()  # `import gradio` without its ~3 s of rewriting its own ty
 
 log = logging.getLogger("musicgenre.app")
 COMPARE = "all models, side by side"
+LIVE_EVERY = 3.0  # seconds of microphone audio per live chunk: a new answer about this often
+LIVE_TIME_LIMIT = 120  # seconds one live session may run; a stream holds a worker while it lasts
+LIVE_SESSIONS = 4  # live streams at once (each classifies ~12 s every 3 s: a fraction of a core)
 
 
 @dataclass
@@ -63,12 +72,15 @@ class AppArguments:
     )
 
 
-def run_analysis(path: str | None, choice: str | None, models: ModelSet, max_seconds: float) -> Analysis:
-    """``analyse`` with every failure turned into a message for the page; the server keeps running."""
+def run_analysis(path: str | None, choice: str | None, models: ModelSet, max_seconds: float, recorded: bool = False) -> Analysis:
+    """``analyse`` with every failure turned into a message for the page; the server keeps running.
+
+    ``recorded``: a microphone recording, whose silent start and end (the room before and after the
+    music) are trimmed; uploads are analysed as they are."""
     if not path:
         raise gr.Error("Upload an audio file or record something first.", print_exception=False)
     try:
-        return analyse(path, models.select(None if choice in (None, COMPARE) else choice), max_seconds)
+        return analyse(path, models.select(None if choice in (None, COMPARE) else choice), max_seconds, trim=recorded)
     except MusicGenreError as exc:
         raise gr.Error(str(exc), title="Cannot classify this recording", print_exception=False) from None
     except Exception as exc:  # a bug or a library surprise: log it, tell the user, keep serving
@@ -103,20 +115,57 @@ def mel_figure(analysis: Analysis) -> Figure:
 
 
 def summary(analysis: Analysis) -> str:
-    lines = [f"Analysed **{analysis.duration:.1f} s** of audio."]
+    """What was analysed, what the recording is like, and each model's answer, uncertain ones marked (never withheld)."""
+    lines = [f"Analysed **{analysis.duration:.1f} s** of audio{trim_note(analysis.trimmed)}."]
     if analysis.truncated:
         lines.append(f"⚠️ {analysis.truncation_notice()}")
+    lines += quality_lines(analysis.quality)
     for r in analysis.results:
         d = r.to_dict()
-        lines.append(f"- **{r.name}**: {d['genre']} ({d['scores'][d['genre']]:.0%}), {d['windows']} window(s), {r.seconds:.2f} s")
+        line = f"- **{r.name}**: {d['genre']} ({d['scores'][d['genre']]:.0%}), {d['windows']} window(s), {r.seconds:.2f} s"
+        lines.append(line + uncertain_mark(analysis, r))
     return "\n".join(lines)
+
+
+def uncertain_mark(analysis: Analysis, result) -> str:
+    """An uncertain answer's mark: a poor recording is described once above, a model's own doubt on its line."""
+    if not result.uncertain:
+        return ""
+    severe = analysis.quality is not None and analysis.quality.severe
+    return f" — ⚠️ uncertain: {'the recording (see above)' if severe else analysis.uncertainty_note(result)}"
+
+
+def trim_note(trimmed: tuple[float, float] | None) -> str:
+    """Say what was cut from a microphone recording, so a shorter duration than recorded is not a surprise."""
+    if not trimmed or not any(trimmed):
+        return ""
+    return f" (silence trimmed: {trimmed[0]:.1f} s at the start, {trimmed[1]:.1f} s at the end)"
+
+
+def quality_lines(quality, severe: bool = True) -> list[str]:
+    """The recording's quality notes on one line (a poor recording explains a doubtful answer); none for a clean one.
+
+    ``severe=False`` leaves out the severe ones, for a panel whose uncertainty note already gives them."""
+    notes = [i.note for i in (quality.issues if quality is not None else []) if severe or not i.severe]
+    return [f"🎙️ Recording: {'; '.join(notes)}."] if notes else []
+
+
+def live_markdown(answer: LiveAnswer | None, buffer: LiveBuffer) -> str:
+    """The live panel: the top genre and its probability, marked when uncertain, with the recording's notes."""
+    if answer is None:
+        return f"Listening… ({buffer.seconds:.0f} s of the {LIVE_MIN_SECONDS:g} s needed for a first answer)"
+    text = f"**{answer.genre}** {answer.probability:.0%} · last {answer.seconds:.0f} s · {answer.model}"
+    note = answer.uncertainty_note()
+    lines = [text, *([f"⚠️ uncertain: {note}"] if note else []), *quality_lines(answer.quality, severe=False)]
+    return "\n\n".join(lines)
 
 
 def header(models: ModelSet, max_seconds: float, max_upload: str) -> str:
     names = "\n".join(f"- `{name}`" for name in models.models)
     text = (
         "# 🎵 Music genre classifier\n"
-        "Upload a recording or use the microphone; choose a model or compare them all. The ten genres are "
+        "Upload a recording or use the microphone; choose a model or compare them all (or record with the live "
+        "microphone for a genre every few seconds). The ten genres are "
         "GTZAN's (blues, classical, country, disco, hip-hop, jazz, metal, pop, reggae, rock). Recordings are "
         f"analysed window by window (up to {max_seconds / 60:g} minutes; uploads up to {max_upload.upper()}).\n\n"
         f"**Models served:**\n{names}\n"
@@ -138,6 +187,13 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
                 )
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 info = gr.Markdown(elem_id="summary")
+                recorded = gr.State(False)  # whether the audio above came from the microphone (then trimmed)
+                live_audio = gr.Audio(
+                    sources=["microphone"], type="numpy", streaming=True, elem_id="live-audio",
+                    label=f"Live: the genre while you record (every {LIVE_EVERY:g} s, of the last {LIVE_SECONDS:g} s)",
+                )  # fmt: skip
+                live = gr.Markdown(elem_id="live")
+                live_state = gr.State(LiveBuffer())
             with gr.Column(scale=2):
                 columns, labels, plots = [], [], []
                 with gr.Row():
@@ -157,9 +213,9 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
                 )  # fmt: skip
                 mel = gr.Plot(label="Mel-spectrogram", elem_id="mel")
 
-        def classify(path: str | None, model: str | None):
+        def classify(path: str | None, model: str | None, from_microphone: bool = False):
             try:
-                analysis = run_analysis(path, model, models, max_seconds)
+                analysis = run_analysis(path, model, models, max_seconds, from_microphone)
             except gr.Error as exc:  # shown where the results go (and as a toast); old results are cleared
                 gr.Warning(exc.message)
                 hidden = [gr.update(visible=False)] * len(names)
@@ -181,21 +237,28 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
         # The page and the API share one queue group, so --concurrency_limit bounds all analyses together.
         button.click(
             classify,
-            [audio, choice],
+            [audio, choice, recorded],
             [info, *columns, *labels, *plots, tags, mel],
             api_visibility="private",
             concurrency_id="analysis",
         )
+        audio.stop_recording(lambda: True, None, recorded, api_visibility="private", queue=False)
+        audio.upload(lambda: False, None, recorded, api_visibility="private", queue=False)
+        audio.clear(lambda: False, None, recorded, api_visibility="private", queue=False)
+        add_live_mode(live_audio, live_state, live, models)
 
-        def predict(audio: gr.FileData, model: str = "all") -> dict:
+        def predict(audio: gr.FileData, model: str = "all", recorded: bool = False) -> dict:
             """Genre probabilities of one audio file.
 
-            model: "all" or one name from /models. Returns duration_seconds, truncated and, per
-            model, the top genre, all genre scores (probabilities summing to 1), windows and seconds;
-            with the pretrained probe among them, also "tags": the tagger's top tags and probabilities.
+            model: "all" or one name from /models. recorded: true for a microphone recording, whose
+            leading and trailing silence is trimmed first (trimmed_seconds says how much). Returns
+            duration_seconds, truncated, quality (the recording's levels, band, noise and plain-language
+            notes) and, per model, the top genre, all genre scores (probabilities summing to 1),
+            uncertain (a severe quality issue or a low top score), windows and seconds; with the
+            pretrained probe among them, also "tags": the tagger's top tags and probabilities.
             """
             path = audio["path"] if isinstance(audio, dict) else getattr(audio, "path", None)
-            return run_analysis(path, model, models, max_seconds).to_dict()
+            return run_analysis(path, model, models, max_seconds, recorded).to_dict()
 
         def list_models() -> dict:
             """The models this app serves, and notices about models it could not load."""
@@ -204,6 +267,34 @@ def build_demo(models: ModelSet, max_seconds: float = DEFAULT_MAX_SECONDS, max_u
         gr.api(predict, api_name="predict", concurrency_id="analysis")
         gr.api(list_models, api_name="models")
     return demo
+
+
+def add_live_mode(live_audio: gr.Audio, state: gr.State, panel: gr.Markdown, models: ModelSet) -> None:
+    """While the microphone records, classify its last ``LIVE_SECONDS`` every ``LIVE_EVERY`` s with the first model.
+
+    The stream is also the API endpoint ``/live`` (a streaming event: gradio_client cannot drive it, the
+    queue's /stream/{event_id} route can). It holds a worker for its duration, hence its own concurrency
+    group: live sessions never take the slots of full analyses.
+    """
+    name = next(iter(models.models))
+
+    def listen(chunk: tuple[int, np.ndarray] | None, buffer: LiveBuffer):
+        if chunk is None:
+            return gr.skip(), buffer
+        buffer = buffer.add(*chunk)
+        try:
+            return live_markdown(live_answer(name, models.models[name], buffer), buffer), buffer
+        except MusicGenreError as exc:
+            return f"⚠️ {exc}", buffer
+        except Exception as exc:  # a bug or a library surprise: say so, keep listening
+            log.exception("live classification failed")
+            return f"⚠️ Unexpected error ({type(exc).__name__})", buffer
+
+    live_audio.stream(
+        listen, [live_audio, state], [panel, state], stream_every=LIVE_EVERY, time_limit=LIVE_TIME_LIMIT,
+        concurrency_id="live", concurrency_limit=LIVE_SESSIONS, api_name="live",
+    )  # fmt: skip
+    live_audio.start_recording(lambda: LiveBuffer(), None, state, api_visibility="private", queue=False)
 
 
 def main(argv: list[str] | None = None) -> None:

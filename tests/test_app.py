@@ -7,14 +7,16 @@ handcrafted-feature model, the CNN) and the tiny random HuBERT checkpoint.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, write_audio
+from conftest import ROOT, SHARED, synth, write_audio
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.models.musicnn import load_backbone
@@ -114,6 +116,78 @@ def test_uploads_over_the_limit_are_refused(server, client, tmp_path):
         client.predict(handle_file(big), "all", api_name="/predict")
 
 
+def mic_recording(path: Path, music: float = 6.0, edge: float = 2.0, noise_dbfs: float | None = None, sr: int = 48000) -> Path:
+    """What a browser records: 48 kHz, ``edge`` s of silence (or room noise) before and after ``music`` s of music."""
+    import numpy as np
+    import soundfile as sf
+
+    quiet = np.zeros(int(edge * sr))
+    if noise_dbfs is not None:
+        quiet = np.random.default_rng(0).normal(size=quiet.size) * 10 ** (noise_dbfs / 20)
+    sf.write(path, np.concatenate([quiet, synth(music, sr), quiet]).astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def test_microphone_recordings_trimmed_and_every_answer_judged(client, tmp_path):
+    """A 48 kHz recording with silent edges is trimmed; a quiet room is answered, not refused, and marked uncertain."""
+    from gradio_client import handle_file
+
+    recording = client.predict(handle_file(mic_recording(tmp_path / "audio.wav")), BUNDLED_NAME, True, api_name="/predict")
+    assert 6.0 <= recording["duration_seconds"] <= 6.6 and recording["trimmed_seconds"]["end"] > 1.5
+    assert recording["quality"]["duration_s"] == pytest.approx(recording["duration_seconds"], abs=0.01)
+    assert isinstance(recording["results"][0]["uncertain"], bool)
+    room = mic_recording(tmp_path / "room.wav", music=0.0, edge=3.0, noise_dbfs=-70)
+    quiet = client.predict(handle_file(room), "all", True, api_name="/predict")
+    assert quiet["duration_seconds"] == pytest.approx(6.0) and quiet["quality"]["notes"]
+    assert all(r["uncertain"] for r in quiet["results"])
+
+
+def stream(server: str, api_name: str, chunks: list[Path]) -> list[str]:
+    """Drive a streaming event as the page does (gradio_client cannot): join the queue with the first chunk, send
+    each next one to /stream/{event_id} when the previous answer arrives, then close it. Returns the answers."""
+    import httpx
+
+    dependency = next(d for d in httpx.get(f"{server}config").json()["dependencies"] if d.get("api_name") == api_name)
+    api, session = f"{server}gradio_api", uuid.uuid4().hex
+
+    def body(chunk: Path) -> dict:
+        with open(chunk, "rb") as fh:
+            (path,) = httpx.post(f"{api}/upload", files={"files": (chunk.name, fh, "audio/wav")}).json()
+        data = [{"path": path, "meta": {"_type": "gradio.FileData"}, "is_stream": True}, None]  # None: the State's
+        return {"data": data, "fn_index": dependency["id"], "trigger_id": dependency["targets"][0][0], "session_hash": session}
+
+    event = httpx.post(f"{api}/queue/join", json=body(chunks[0])).json()["event_id"]
+    answers: list[str] = []
+    with httpx.stream("GET", f"{api}/queue/data", params={"session_hash": session}, timeout=120) as sse:
+        for line in sse.iter_lines():
+            message = json.loads(line[5:]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_streaming":
+                answers.append(message["output"]["data"][0])
+                if len(answers) < len(chunks):
+                    httpx.post(f"{api}/stream/{event}", json=body(chunks[len(answers)]))
+                else:
+                    httpx.post(f"{api}/stream/{event}/close")
+            elif message.get("msg") == "process_completed":
+                assert message["success"], message
+                break
+    return answers
+
+
+def test_live_mode_answers_as_chunks_arrive(server, tmp_path):
+    """Chunks of 2 s, as the microphone streams them: listening until 3 s are heard, then a genre each time."""
+    import numpy as np
+    import soundfile as sf
+
+    chunks = []
+    for i in range(4):
+        chunks.append(tmp_path / f"chunk{i}.wav")
+        sf.write(chunks[-1], (synth(2.0, 48000, seed=i) * 32767).astype(np.int16), 48000)
+    answers = stream(server, "live", chunks)
+    assert len(answers) == 4 and answers[0].startswith("Listening")
+    heard = [re.search(rf"\*\*({'|'.join(GENRES)})\*\* \d+% · last (\d+) s", a) for a in answers[1:]]
+    assert [int(m.group(2)) for m in heard] == [4, 6, 8]  # the answer follows the growing recording
+
+
 @contextmanager
 def browser_page(*flags: str):
     """A page in headless Chromium (the system's: Playwright's own browser downloads are impossible here)."""
@@ -167,29 +241,62 @@ def test_browser_upload_classify_and_bad_file(server, clips, tmp_path):
         assert not any(labels.nth(i).is_visible() for i in range(labels.count()))  # the old results are gone
         page.screenshot(path=str(ARTIFACTS / "app-bad-file.png"), full_page=True)
 
+        page.locator("#audio button[aria-label='Clear']").first.click()  # a quiet room: answered, with why to doubt it
+        page.locator("#audio input[type=file]").set_input_files(str(mic_recording(tmp_path / "room.wav", 0.0, 3.0, -70)))
+        page.locator("#classify").click()
+        expect(page.locator("#summary")).to_contain_text("Recording:", timeout=60_000)
+        assert page.locator("#summary").inner_text().count("uncertain: the recording") == 4  # every model's answer
+
+
+def fake_microphone_file(path: Path) -> Path:
+    """What Chromium's fake microphone plays (in a loop): a second of silence, then 12 s of music, at 48 kHz.
+
+    A real GTZAN rock clip when the shared data is here, else the synthetic clip: the page must answer either way."""
+    import numpy as np
+    import soundfile as sf
+
+    from musicgenre.audio.io import load_audio
+
+    clip = SHARED / "gtzan_mini" / "genres_original" / "rock" / "rock.00000.wav"
+    music = load_audio(clip, sr=48000, max_seconds=12.0).samples if clip.is_file() else synth(12.0, 48000)
+    sf.write(path, np.concatenate([np.zeros(48000, np.float32), music]), 48000, subtype="PCM_16")
+    return path
+
 
 @pytest.mark.slow
 @needs_chromium
-def test_browser_microphone_recording(server):
-    """Chromium's fake microphone (a beep) stands in for a person singing into the Space."""
+def test_browser_microphone_recording_and_live_mode(server, tmp_path):
+    """Chromium's fake microphone plays a 48 kHz file: a recording gets an answer, and live mode a genre while recording."""
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with browser_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream") as page:
+    microphone = fake_microphone_file(tmp_path / "microphone.wav")
+    flags = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+    )
+    with browser_page(*flags) as page:
         page.goto(server)
         page.locator("#audio button[aria-label='Record audio']").click()
         page.locator("#audio button", has_text="Record").first.click()
-        page.wait_for_timeout(3000)
+        page.wait_for_timeout(4000)
         page.locator("#audio button", has_text="Stop").first.click()
         page.locator("#model input").click()
         page.get_by_role("option", name=BUNDLED_NAME).click()
         page.locator("#classify").click()
         expect(page.locator("#summary")).to_contain_text("Analysed", timeout=60_000)
         summary = page.locator("#summary").inner_text()
+        assert "silence trimmed" in summary  # the file's silent first second, recorded: a microphone recording
         assert BUNDLED_NAME in summary and "hubert" not in summary and BUNDLED_CNN_NAME not in summary  # one model: its result
         seconds = float(re.search(r"Analysed ([0-9.]+) s", summary).group(1))
         assert 1.0 < seconds < 10.0
+
+        page.locator("#live-audio button", has_text="Record").first.click()
+        genre = re.compile(rf"({'|'.join(GENRES)}) \d+% · last \d+ s")
+        expect(page.locator("#live")).to_contain_text(genre, timeout=30_000)  # the first answer, within seconds
         page.screenshot(path=str(ARTIFACTS / "app-microphone.png"), full_page=True)
+        page.locator("#live-audio button", has_text="Stop").first.click()
 
 
 def _names(requirements: list[str]) -> dict[str, str]:

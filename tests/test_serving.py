@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, write_audio
+from conftest import SR, synth, write_audio
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError, ModelError
@@ -14,7 +14,11 @@ from musicgenre.serving.service import (
     BUNDLED_NAME,
     BUNDLED_PROBE_NAME,
     DEFAULT_MODEL_ID,
+    LIVE_MIN_SECONDS,
+    LIVE_SECONDS,
+    LiveBuffer,
     analyse,
+    live_answer,
     load_models,
     mel_spectrogram_db,
     ordered_scores,
@@ -121,3 +125,47 @@ def test_mel_spectrogram_for_display():
 def test_models_with_the_same_name_are_both_served(tiny_hubert):
     served = load_models(None, [str(tiny_hubert), str(tiny_hubert)], bundled=False)
     assert list(served.models) == [f"hubert: {tiny_hubert.name}", f"hubert: {tiny_hubert.name} (2)"]
+
+
+def with_silent_edges(path, sr: int = 48000, music: float = 6.0, edge: float = 2.0, noise_dbfs: float | None = None):
+    """A microphone-like WAV: ``edge`` s of silence (or room noise at ``noise_dbfs``) around ``music`` s of music."""
+    rng = np.random.default_rng(0)
+    quiet = np.zeros(int(edge * sr)) if noise_dbfs is None else rng.normal(size=int(edge * sr)) * 10 ** (noise_dbfs / 20)
+    sf.write(path, np.concatenate([quiet, synth(music, sr), quiet]).astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def test_microphone_recordings_are_trimmed_uploads_are_not(models, tmp_path):
+    """48 kHz in (the browser's rate), silence cut only when asked; quality once, ``uncertain`` per model."""
+    path = with_silent_edges(tmp_path / "mic.wav")
+    trimmed = analyse(path, models.select(BUNDLED_NAME), trim=True).to_dict()
+    assert 6.0 <= trimmed["duration_seconds"] <= 6.6  # the music and a quarter-second margin either side
+    assert trimmed["trimmed_seconds"]["start"] == pytest.approx(1.75, abs=0.06)
+    assert trimmed["quality"]["duration_s"] == pytest.approx(trimmed["duration_seconds"], abs=0.01)
+    assert isinstance(trimmed["results"][0]["uncertain"], bool)
+    upload = analyse(path, models.select(BUNDLED_NAME)).to_dict()
+    assert upload["duration_seconds"] == pytest.approx(10.0) and "trimmed_seconds" not in upload
+
+
+def test_a_quiet_room_gets_an_answer_marked_uncertain(models, tmp_path):
+    """Nothing but room noise: kept whole (not trimmed away), answered by every model, every answer uncertain."""
+    analysis = analyse(
+        with_silent_edges(tmp_path / "room.wav", music=0.0, edge=3.0, noise_dbfs=-70), models.select("all"), trim=True
+    )
+    out = analysis.to_dict()
+    assert out["duration_seconds"] == pytest.approx(6.0) and out["quality"]["notes"]
+    assert all(r["uncertain"] for r in out["results"])
+    assert all(analysis.uncertainty_note(r) for r in analysis.results)
+
+
+def test_live_buffer_keeps_the_recent_audio_and_answers_after_a_few_seconds(models):
+    name = next(iter(models.models))
+    chunk = (synth(LIVE_MIN_SECONDS / 2, 48000) * 32767).astype(np.int16)  # what the browser streams: int16 PCM
+    buffer = LiveBuffer().add(48000, chunk)
+    assert live_answer(name, models.models[name], buffer) is None  # too little heard yet
+    for _ in range(int(2 * LIVE_SECONDS / LIVE_MIN_SECONDS)):
+        buffer = buffer.add(48000, np.stack([chunk, chunk], axis=1))  # stereo is downmixed
+    answer = live_answer(name, models.models[name], buffer).to_dict()
+    assert buffer.seconds == pytest.approx(LIVE_SECONDS) and answer["seconds"] == pytest.approx(LIVE_SECONDS)
+    assert answer["genre"] in GENRES and 0 < answer["probability"] <= 1 and isinstance(answer["uncertain"], bool)
+    assert LiveBuffer().add(48000, chunk).add(44100, chunk[:44100]).seconds == pytest.approx(1.0)  # a new device: afresh

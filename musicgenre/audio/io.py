@@ -22,7 +22,6 @@ from musicgenre.util.uri import is_remote, local_copy, to_path
 
 DEFAULT_MAX_SECONDS = 600.0  # 10 minutes: longer input is cut (or refused with on_overlong="error")
 MIN_SECONDS = 0.5
-SILENCE_PEAK = 1e-6  # below -120 dBFS everywhere: nothing to classify
 MAX_PEAK = 1e4  # float audio lives around ±1; far beyond is a unit mistake (or overflows the STFT)
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}
 FFMPEG_EXTENSIONS = {".m4a", ".aac", ".webm", ".mp4", ".opus", ".wma", ".mka"}
@@ -154,8 +153,6 @@ def validate_samples(y: np.ndarray, sr: int, name: str = "audio") -> np.ndarray:
     if y.size < MIN_SECONDS * sr:
         raise AudioError(f"{name}: the audio is too short ({y.size / sr:.3f} s; at least {MIN_SECONDS} s needed)")
     peak = float(np.max(np.abs(y)))
-    if peak < SILENCE_PEAK:
-        raise AudioError(f"{name}: the audio is silent")
     if peak > MAX_PEAK:
         raise AudioError(f"{name}: sample values are out of range (peak {peak:.3g}; expected floats around ±1)")
     return y
@@ -297,3 +294,43 @@ def windows(y: np.ndarray, sr: int, seconds: float, min_seconds: float | None = 
     if len(out) > 1 and len(out[-1]) < min_size:
         out.pop()
     return out
+
+
+# A browser recording starts and ends with the room before the music: frames this far below its loud frames are
+# that room, not music. 35 dB is below any sustained music a microphone hears and above typical room noise.
+TRIM_BELOW_LOUD_DB = 35.0
+TRIM_QUIET_DBFS = -60.0  # a recording whose loud frames are this quiet is all quiet: nothing to tell apart
+TRIM_MARGIN_SECONDS = 0.25  # kept either side of the sound, so an attack or a fade is not clipped
+TRIM_FRAME_SECONDS = 0.05
+
+
+def silent_edges(
+    y: np.ndarray, sr: int, below_loud_db: float = TRIM_BELOW_LOUD_DB, margin_seconds: float = TRIM_MARGIN_SECONDS
+) -> tuple[int, int]:
+    """``(start, stop)``: the samples of ``y`` between its leading and trailing silence (or near-silence).
+
+    Silence is relative: frames ``below_loud_db`` under the recording's loud frames (its 98th percentile of
+    frame RMS), so room noise counts as silence whatever the microphone's gain. A recording that is quiet
+    all through, or whose sound would be shorter than ``MIN_SECONDS``, is kept whole: trimming it would
+    leave nothing to judge, and the quality check should be the one to say it is quiet.
+    """
+    frame = max(1, int(TRIM_FRAME_SECONDS * sr))
+    n = len(y) // frame
+    if n < 2:
+        return 0, len(y)
+    power = np.mean(np.square(y[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    db = 10 * np.log10(power + 1e-20)
+    loud = float(np.percentile(db, 98))
+    if loud < TRIM_QUIET_DBFS:
+        return 0, len(y)
+    active = np.flatnonzero(db > loud - below_loud_db)
+    margin = int(margin_seconds * sr)
+    start = max(0, int(active[0]) * frame - margin)
+    stop = len(y) if active[-1] == n - 1 else min(len(y), (int(active[-1]) + 1) * frame + margin)
+    return (start, stop) if stop - start >= MIN_SECONDS * sr else (0, len(y))
+
+
+def trim_silence(y: np.ndarray, sr: int, **kwargs) -> np.ndarray:
+    """``y`` without its leading and trailing silence (see ``silent_edges``); a view, not a copy."""
+    start, stop = silent_edges(y, sr, **kwargs)
+    return y[start:stop]

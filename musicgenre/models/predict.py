@@ -39,6 +39,18 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
+# A model saved without its own threshold (chosen out of fold; see ``training.robust``) flags answers whose top
+# probability is below this: for ten classes, less than an even chance for the winner.
+DEFAULT_UNCERTAIN_BELOW = 0.5
+
+
+def judge(model: GenreModel, mean_probs: np.ndarray, quality) -> bool:
+    """``uncertain``: the recording has a severe quality issue (silence, too short, speech, heavy clipping), or the
+    model's top probability is below its threshold (``meta["uncertain_below"]``, chosen out of fold)."""
+    threshold = float(model.meta.get("uncertain_below", DEFAULT_UNCERTAIN_BELOW))
+    return bool(quality.severe or float(np.max(mean_probs)) < threshold)
+
+
 def window_outputs(model: GenreModel, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-window genre probabilities of validated audio and, for a probe on the tagger, its per-window
     tag probabilities from the same pass (None for any other model)."""
@@ -49,13 +61,19 @@ def window_outputs(model: GenreModel, y: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _classify(model: GenreModel, y: np.ndarray, tags: int) -> dict:
-    """Summary of validated audio at ``model.sample_rate``, plus the pretrained tagger's top ``tags`` if asked.
+    """Summary of validated audio at ``model.sample_rate`` with ``uncertain`` and the recording's ``quality``, plus the
+    pretrained tagger's top ``tags`` if asked.
 
     A probe reports the tags of the very windows it classified; for any other model the tagger
     runs on the same decoded audio, resampled to its rate (never decoded twice).
     """
+    from musicgenre.audio.quality import assess
+
     probs, tag_probs = window_outputs(model, y)
     out = summarise(model.labels, probs)
+    quality = assess(y, model.sample_rate)
+    out["uncertain"] = judge(model, probs.mean(axis=0), quality)
+    out["quality"] = quality.to_dict()
     if tags:
         from musicgenre.models.musicnn import SAMPLE_RATE, load_backbone, top_tags
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio
+from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, silent_edges
+from musicgenre.audio.quality import Quality, assess
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.models.io import hub_reachable, resolve_model
-from musicgenre.models.predict import GenreModel, summarise, window_outputs, window_probabilities
+from musicgenre.models.predict import GenreModel, judge, summarise, window_outputs, window_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +129,19 @@ class ModelResult:
     window_probs: np.ndarray
     window_seconds: float
     seconds: float
+    uncertain: bool = False  # ``models.predict.judge``: a severe quality issue, or too low a top probability
 
     @property
     def window_starts(self) -> np.ndarray:
         return np.arange(len(self.window_probs)) * self.window_seconds
 
+    @property
+    def top_probability(self) -> float:
+        return float(self.window_probs.mean(axis=0).max())
+
     def to_dict(self) -> dict:
-        return {"model": self.name, **summarise(self.labels, self.window_probs), "seconds": round(self.seconds, 3)}
+        summary = summarise(self.labels, self.window_probs)
+        return {"model": self.name, **summary, "uncertain": self.uncertain, "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -150,6 +157,8 @@ class Analysis:
     samples: np.ndarray = field(repr=False)
     sample_rate: int = MEL_SAMPLE_RATE
     tags: list[dict] | None = None  # the pretrained tagger's top tags, when a probe model was run
+    quality: Quality | None = None  # the recording's, as analysed (after trimming): one for all models
+    trimmed: tuple[float, float] | None = None  # seconds of silence cut at the start and the end, when asked
 
     def to_dict(self) -> dict:
         out = {
@@ -157,22 +166,43 @@ class Analysis:
             "truncated": self.truncated,
             "results": [r.to_dict() for r in self.results],
         }
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
+        if self.trimmed is not None:
+            out["trimmed_seconds"] = {"start": round(self.trimmed[0], 3), "end": round(self.trimmed[1], 3)}
         if self.tags is not None:
             out["tags"] = self.tags
         if self.truncated:
             out["notice"] = self.truncation_notice()
         return out
 
+    def uncertainty_note(self, result: ModelResult) -> str | None:
+        """Why ``result`` is marked uncertain, in plain words (None if it is not): the recording's severe issues
+        if it has any, else the model's own doubt."""
+        return why_uncertain(self.quality, result.top_probability) if result.uncertain else None
+
     def truncation_notice(self) -> str:
         length = f"{self.original_seconds:.0f} s" if self.original_seconds else "longer"
         return f"The recording ({length}) was cut to its first {self.max_seconds:g} s; only that part was analysed."
 
 
-def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds: float = DEFAULT_MAX_SECONDS) -> Analysis:
-    """Decode ``path`` once (at most ``max_seconds``) and run every model on all of its windows.
+def why_uncertain(quality: Quality | None, top_probability: float) -> str:
+    """An uncertain answer's reason for the page: the recording's severe issues, else the model's low top score."""
+    severe = [issue.note for issue in (quality.issues if quality else []) if issue.severe]
+    return "; ".join(severe) if severe else f"the model gives its top genre only {top_probability:.0%}"
+
+
+def analyse(
+    path: str | os.PathLike, models: dict[str, GenreModel], max_seconds: float = DEFAULT_MAX_SECONDS, trim: bool = False
+) -> Analysis:
+    """Decode ``path`` once (at most ``max_seconds``), judge its quality and run every model on all of its windows.
 
     The clip is decoded at 22,050 Hz: GTZAN's rate, what the feature and CNN models and the
-    mel-spectrogram use as is; a 16 kHz transformer or the probe resamples it once more.
+    mel-spectrogram use as is; a 16 kHz transformer or the probe resamples it once more. ``trim``
+    (microphone recordings: the room before and after the music) cuts leading and trailing silence
+    first (``audio.io.silent_edges``); uploads are analysed as they are, since a file's quiet
+    start is part of the music. The quality (``audio.quality.assess``) is the recording's, once;
+    each model's answer is marked uncertain by ``models.predict.judge`` from it and its own scores.
     Several models run at the same time, one thread each: the feature model's NumPy work is
     mostly one core, the networks' runtimes use the others and release the GIL, so comparing
     all three bundled models takes about as long as the slowest (``benchmarks/startup.py``).
@@ -180,28 +210,43 @@ def analyse(path: str | os.PathLike, models: dict[str, GenreModel], max_seconds:
     pretrained tagger hears"), from the same pass that classifies.
     """
     audio = load_audio(path, sr=MEL_SAMPLE_RATE, max_seconds=max_seconds)
-
-    def run(item: tuple[str, GenreModel]) -> tuple[ModelResult, np.ndarray | None]:
-        name, model = item
-        start = time.perf_counter()
-        samples = prepare_audio(audio.samples, audio.sample_rate, model.sample_rate, Path(path).name, None).samples
-        probs, tag_probs = window_outputs(model, samples)
-        return ModelResult(name, list(model.labels), probs, model.window_seconds, time.perf_counter() - start), tag_probs
-
-    if len(models) <= 1:
-        outputs = [run(item) for item in models.items()]
-    else:
-        with ThreadPoolExecutor(len(models), thread_name_prefix="musicgenre-model") as pool:
-            outputs = list(pool.map(run, models.items()))  # display order; the first failure is raised
+    samples, trimmed = _trim(audio.samples, audio.sample_rate) if trim else (audio.samples, None)
+    quality = assess(samples, audio.sample_rate)
+    outputs = _run_models(models, samples, audio.sample_rate, quality, Path(path).name)
     results, tags = [result for result, _ in outputs], None
     for model, (_, tag_probs) in zip(models.values(), outputs, strict=True):
         if tag_probs is not None:
             tags = model.top_tags(tag_probs.mean(axis=0), TOP_TAGS)
             break
     return Analysis(
-        str(path), audio.seconds, audio.truncated, audio.original_seconds, max_seconds, results, audio.samples,
-        audio.sample_rate, tags,
+        str(path), len(samples) / audio.sample_rate, audio.truncated, audio.original_seconds, max_seconds, results,
+        samples, audio.sample_rate, tags, quality, trimmed,
     )  # fmt: skip
+
+
+def _trim(samples: np.ndarray, sr: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The recording without its silent edges, and how many seconds went at each end."""
+    start, stop = silent_edges(samples, sr)
+    return samples[start:stop], (start / sr, (len(samples) - stop) / sr)
+
+
+def _run_models(
+    models: dict[str, GenreModel], samples: np.ndarray, sr: int, quality: Quality, name: str
+) -> list[tuple[ModelResult, np.ndarray | None]]:
+    """Each model's result (in display order) and its tag probabilities; in threads when there are several."""
+
+    def run(item: tuple[str, GenreModel]) -> tuple[ModelResult, np.ndarray | None]:
+        label, model = item
+        start = time.perf_counter()
+        probs, tag_probs = window_outputs(model, prepare_audio(samples, sr, model.sample_rate, name, None).samples)
+        uncertain = judge(model, probs.mean(axis=0), quality)
+        seconds = time.perf_counter() - start
+        return ModelResult(label, list(model.labels), probs, model.window_seconds, seconds, uncertain), tag_probs
+
+    if len(models) <= 1:
+        return [run(item) for item in models.items()]
+    with ThreadPoolExecutor(len(models), thread_name_prefix="musicgenre-model") as pool:
+        return list(pool.map(run, models.items()))  # display order; the first failure is raised
 
 
 def ordered_scores(result: ModelResult) -> dict[str, float]:
@@ -231,3 +276,75 @@ def mel_axis_ticks(n_mels: int, sr: int) -> tuple[list[float], list[str]]:
     hz = [f for f in hz if f <= sr / 2]
     positions = [float(np.interp(f, centres, np.arange(n_mels))) + 0.5 for f in hz]
     return positions, [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in hz]
+
+
+# Live mode: the microphone's last LIVE_SECONDS, classified each time a chunk arrives by the first model only.
+# 12 s is four CNN windows or a third of the probe's window: enough to hear a style, short enough to follow a
+# change; the first answer waits for LIVE_MIN_SECONDS, below which every model guesses.
+LIVE_SECONDS = 12.0
+LIVE_MIN_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class LiveBuffer:
+    """The most recent ``LIVE_SECONDS`` of a live recording, as float32 mono at the recording's own rate.
+
+    Immutable: ``add`` returns the next buffer, which is what a ``gr.State`` should hold between chunks.
+    """
+
+    samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
+    sample_rate: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate if self.sample_rate else 0.0
+
+    def add(self, sr: int, chunk: np.ndarray) -> LiveBuffer:
+        """This buffer with ``chunk`` (int PCM or float, ``(n,)`` or ``(n, channels)``) appended; a new rate starts afresh."""
+        mono = _float_mono(np.asarray(chunk))
+        kept = self.samples if sr == self.sample_rate else np.zeros(0, np.float32)
+        return LiveBuffer(np.concatenate([kept, mono])[-int(LIVE_SECONDS * sr) :], int(sr))
+
+
+def _float_mono(y: np.ndarray) -> np.ndarray:
+    """Browser chunks are int16 PCM, ``(n, channels)`` when stereo: as float32 mono around ±1."""
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
+    y = y.astype(np.float32, copy=False)
+    return y.mean(axis=1, dtype=np.float32) if y.ndim == 2 else y.reshape(-1)
+
+
+@dataclass
+class LiveAnswer:
+    """One model's answer on a live buffer: the top genre, its probability, and whether to trust it."""
+
+    model: str
+    genre: str
+    probability: float
+    uncertain: bool
+    seconds: float  # of audio heard
+    quality: Quality
+
+    def uncertainty_note(self) -> str | None:
+        return why_uncertain(self.quality, self.probability) if self.uncertain else None
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "genre": self.genre, "probability": round(self.probability, 4),
+            "uncertain": self.uncertain, "seconds": round(self.seconds, 2), "quality": self.quality.to_dict(),
+        }  # fmt: skip
+
+
+def live_answer(name: str, model: GenreModel, buffer: LiveBuffer) -> LiveAnswer | None:
+    """``model``'s answer on ``buffer`` (None until ``LIVE_MIN_SECONDS`` are heard); an AudioError if it is digital silence.
+
+    One model on at most ``LIVE_SECONDS``: a few hundred milliseconds on two cores, so it keeps up with chunks
+    every few seconds while the full analysis stays available for the finished recording.
+    """
+    if buffer.seconds < LIVE_MIN_SECONDS:
+        return None
+    samples = prepare_audio(buffer.samples, buffer.sample_rate, model.sample_rate, "the live recording", None).samples
+    mean = window_probabilities(model, samples).mean(axis=0)
+    quality = assess(buffer.samples, buffer.sample_rate)
+    top = int(np.argmax(mean))
+    return LiveAnswer(name, model.labels[top], float(mean[top]), judge(model, mean, quality), buffer.seconds, quality)
