@@ -1,7 +1,8 @@
 """A corpus of broken and awkward audio files, generated on demand: what every entry point must survive.
 
 Nothing binary is committed: ``write_corpus`` writes the files. Each :class:`Case` says what a
-correct program does with its file: classify it (``"predict"``) or refuse it with an
+correct program does with its file: classify it (``"predict"``, flagged ``uncertain`` where the
+recording is too poor to judge: silence is answered, never refused) or refuse it with an
 ``AudioError`` whose message contains ``match`` (``"error"``). The tests send every case through
 the library, the ``musicgenre`` command and the app; ``benchmarks/load.py`` mixes them into its
 request bursts.
@@ -30,6 +31,7 @@ class Case:
     expect: str  # "predict" or "error"
     match: str = ""
     seconds: float | None = None  # the duration a prediction must report, when it is not the clip's
+    uncertain: bool = False  # a prediction that must be flagged uncertain (silence, near-silence, heavy clipping, 1 s)
 
 
 def _wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
@@ -93,10 +95,11 @@ def write_corpus(folder: str | os.PathLike, seconds: float = 6.0, seed: int = 0)
     add(Case("nan_float.wav", "error", "NaN or infinite"), audio(nan, subtype="FLOAT"))
     add(Case("inf_float.wav", "error", "NaN or infinite"), audio(inf, subtype="FLOAT"))
     add(Case("one_sample.wav", "error", "too short"), audio(music[:1]))
-    add(Case("silence.wav", "error", "silent"), audio(np.zeros_like(music)))
+    add(Case("silence.wav", "predict", uncertain=True), audio(np.zeros_like(music)))
+    add(Case("one_second.wav", "predict", seconds=1.0, uncertain=True), audio(music[:SR]))
     add(Case("dc_offset.wav", "predict"), audio(0.5 * music + 0.4))
-    add(Case("clipping.wav", "predict"), audio(np.clip(music * 20, -1, 1)))
-    add(Case("very_quiet.wav", "predict"), audio(music * 1e-4, subtype="FLOAT"))  # about -80 dBFS
+    add(Case("clipping.wav", "predict", uncertain=True), audio(np.clip(music * 20, -1, 1)))
+    add(Case("very_quiet.wav", "predict", uncertain=True), audio(music * 1e-4, subtype="FLOAT"))  # about -80 dBFS
     add(Case("rate_8000.wav", "predict"), audio(example_clip(seconds, 8000, seed), 8000))
     add(Case("rate_44100.flac", "predict"), audio(example_clip(seconds, 44100, seed), 44100))
     add(Case("rate_96000.wav", "predict"), audio(example_clip(seconds, 96000, seed), 96000))

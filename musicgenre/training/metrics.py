@@ -21,6 +21,28 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, labels: Sequence[
     }
 
 
+def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict:
+    """Accuracy, log loss, Brier score (sum over genres, mean over clips), top-label ECE in ``bins`` equal bins,
+    and the mean top probability of the wrong answers."""
+    probs = np.clip(probs, 1e-12, 1.0)
+    top, pred = probs.max(axis=1), probs.argmax(axis=1)
+    right = pred == labels
+    onehot = np.eye(probs.shape[1])[labels]
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(top, edges[1:-1]), 0, bins - 1)
+    ece = sum(
+        abs(right[which == b].mean() - top[which == b].mean()) * np.mean(which == b) for b in range(bins) if (which == b).any()
+    )
+    return {
+        "clips": int(len(labels)),
+        "accuracy": float(right.mean()),
+        "log_loss": float(-np.log(probs[np.arange(len(labels)), labels]).mean()),
+        "brier": float(np.sum((probs - onehot) ** 2, axis=1).mean()),
+        "ece": float(ece),
+        "wrong_top_probability": float(top[~right].mean()) if (~right).any() else None,
+    }
+
+
 def track_level(probs: np.ndarray, tracks: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Average segment probabilities per track: (track truth, track prediction) as class indices."""
     order = {t: i for i, t in enumerate(dict.fromkeys(tracks))}

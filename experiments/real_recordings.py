@@ -1,0 +1,93 @@
+"""Real recordings: which probe design holds up on microphone, phone and noisy audio, with trustworthy probabilities.
+
+    python experiments/real_recordings.py --data_dir ../shared/data/gtzan_mini --out_dir results/real_recordings \
+        [--seeds 0 1 2 3 4] [--model_dir musicgenre/models/bundled/musicnn]
+
+Per clip, its clean musicnn embedding, random training copies (audio.augment: audiomentations chains with
+pyroomacoustics rooms) and evaluation conditions (audio.degradations: other generators, other seeds) are
+computed once and cached in --cache_dir (musicgenre/training/robust_views.py). Then each design
+(musicgenre/training/robust.py: today's clean head uncalibrated, calibrated, one head on copies, a
+narrow head beside it, and the routed three-head probe) is scored by grouped 5-fold CV by track per seed:
+heads, temperatures and the "uncertain" threshold are fitted inside the training folds only. Writes
+results.json (per design: per-condition accuracy, log loss, Brier, ECE, flag shares; seen- and
+unseen-family means; a reliability diagram's bins); experiments/report.py renders it. With --model_dir,
+the shipped design is fitted on every clip and saved there as the bundled probe.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from musicgenre.data.gtzan import GENRES, default_shared_data, label_from_path, labelled_files, track_id
+from musicgenre.errors import MusicGenreError
+from musicgenre.study.real_recordings import CONDITIONS, TARGETS, matrices, reliability, summarise
+from musicgenre.training.robust import RobustSettings, cross_validate, head_views, save_shipped
+from musicgenre.training.robust_views import compute_views
+from musicgenre.util.args import parse_dataclasses
+from musicgenre.util.atomic import write_json_atomic
+
+# (key, label, design, calibrated): the designs compared; the last is what ships.
+DESIGNS = [
+    ("before", "clean head, uncalibrated (shipped before)", "clean", False),
+    ("clean", "clean head, calibrated", "clean", True),
+    ("wide", "one head, clean + wide copies", "wide", True),
+    ("pooled", "one head, clean + wide + narrow copies", "pooled", True),
+    ("selector", "wide head + narrow head by band", "selector", True),
+    ("routed", "routed: clean, wide, narrow heads (shipped)", "routed", True),
+]
+SHIPPED = "routed"
+
+
+@dataclass
+class Arguments:
+    data_dir: str = field(default=str(default_shared_data() / "gtzan_mini"), metadata={"help": "a GTZAN folder (any layout)"})
+    out_dir: str = field(default="results/real_recordings", metadata={"help": "where results.json goes"})
+    cache_dir: str = field(default=".cache/real_recordings", metadata={"help": "per clip and view: embeddings and quality"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4], metadata={"help": "CV seeds"})
+    workers: int = field(default=2, metadata={"help": "clips whose views are computed at once"})
+    model_dir: str | None = field(default=None, metadata={"help": "fit the shipped design on every clip and save it here"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args, base = parse_dataclasses(Arguments, RobustSettings, argv=argv, description=__doc__)
+    command = "python experiments/real_recordings.py " + shlex.join(argv)
+    files = labelled_files(args.data_dir)
+    paths, tracks = [str(f) for f in files], np.array([track_id(f.name) for f in files])
+    labels = np.array([GENRES.index(label_from_path(f)) for f in files])
+    training = sorted({v for d in ("routed", "pooled") for names in head_views(replace(base, design=d)).values() for v in names})
+    conditions = list(CONDITIONS)
+    failed = compute_views(paths, list(tracks), training + [c for c in conditions if c not in training], args.cache_dir,
+                           args.workers, progress=lambda m: print(m, flush=True))  # fmt: skip
+    for path, why in failed.items():
+        print(f"failed views of {path}: {why}", flush=True)
+    views, channels = matrices(paths, sorted(set(training) | set(conditions)), base.layer, args.cache_dir)
+    result = {"kind": "real_recordings", "command": command, "clips": len(paths), "seeds": args.seeds,
+              "settings": asdict(base), "failed_views": failed, "shipped": SHIPPED, "designs": {}}  # fmt: skip
+    for key, label, design, calibrated in DESIGNS:
+        settings = replace(base, design=design, calibrate=calibrated)
+        cv = cross_validate(views, channels, labels, tracks, conditions, settings, args.seeds, progress=lambda m: None)
+        summary = summarise(cv, labels, conditions)
+        result["designs"][key] = {
+            "label": label, "design": design, "calibrated": calibrated, "summary": summary,
+            "reliability": reliability(cv, labels, list(TARGETS)), "folds": cv["folds"],
+        }  # fmt: skip
+        t = summary["targets"]
+        counts = ", ".join(f"{c} {summary['conditions'][c]['of_24']:.1f}" for c in TARGETS)
+        print(f"{label}: {counts} (of 24); log loss {t['mean_log_loss']:.3f}; flags wrong {t['flagged_wrong']:.2f} "
+              f"right {t['flagged_right']:.2f}", flush=True)  # fmt: skip
+        write_json_atomic(Path(args.out_dir) / "results.json", result)
+    if args.model_dir:
+        print(save_shipped(views, labels, tracks, replace(base, design=SHIPPED), result, args.model_dir, command), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MusicGenreError as exc:
+        sys.exit(f"error: {exc}")
