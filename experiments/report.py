@@ -3,7 +3,8 @@
     python experiments/report.py
 
 Reads the result files the experiments wrote (results/shallow/results.json, results/cnn/results.json,
-results/probe/results.json, results/robustness/results.json, any fine-tuning run's musicgenre_run.json
+results/probe/results.json, results/robustness/results.json,
+results/real_recordings/results.json, any fine-tuning run's musicgenre_run.json
 given with --files) and the inference benchmark (model size and CPU time per 30-second clip), and writes
 the Markdown report with confusion-matrix figures and the robustness heat map.
 """
@@ -28,6 +29,7 @@ class Arguments:
             "results/cnn/results.json",
             "results/probe/results.json",
             "results/robustness/results.json",
+            "results/real_recordings/results.json",
             "benchmarks/inference.json",
         ],
         metadata={"help": "result files (missing ones are reported and skipped)"},

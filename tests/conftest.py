@@ -132,3 +132,24 @@ def app(tiny_hubert, tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(app) -> str:
     return app.url
+
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog. Yesterday afternoon, we walked to the market and bought "
+    "some fresh bread, apples and cheese. My sister said that the weather would be better next week, so we "
+    "might go to the beach. Please remember to call your grandmother on Sunday evening."
+)
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> np.ndarray:
+    """About 15 s of real (synthesised) speech at 22,050 Hz, spoken by espeak-ng."""
+    import shutil
+
+    from musicgenre.audio.io import load_audio
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed: no real speech to test the speech detector on (apt install espeak-ng)")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(path), SENTENCES], check=True, capture_output=True, timeout=60)
+    return load_audio(path, sr=22050).samples.astype(np.float64)

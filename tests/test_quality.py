@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import numpy as np
-import pytest
 
 from musicgenre.audio.degradations import add_noise, pink_noise
 from musicgenre.audio.io import load_audio
@@ -15,11 +12,6 @@ from musicgenre.audio.quality import assess, effective_band
 
 SR = 22050
 BAND_ISSUES = {"narrow_band", "limited_band"}
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog. Yesterday afternoon, we walked to the market and bought "
-    "some fresh bread, apples and cheese. My sister said that the weather would be better next week, so we "
-    "might go to the beach. Please remember to call your grandmother on Sunday evening."
-)
 
 
 def _clip(mini_clips, name: str, sr: int = SR) -> np.ndarray:
@@ -89,15 +81,6 @@ def test_pink_noise_reads_noisy_and_in_order(mini_clips):
     assert "noisy" in at10.to_dict()["issues"] and not at10.severe
     assert 5 < at10.snr_db < 13 < at25.snr_db
     assert at10.noise_floor_dbfs > at25.noise_floor_dbfs + 8
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory) -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed: no real speech to test the speech detector on (apt install espeak-ng)")
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), SENTENCES], check=True, capture_output=True, timeout=60)
-    return load_audio(path, sr=SR).samples.astype(np.float64)
 
 
 def test_speech_is_flagged_even_over_quiet_music(speech, mini_clips):

@@ -53,7 +53,7 @@ def chain(kind: str):
         [
             A.RoomSimulator(
                 min_size_x=2.5, max_size_x=8.0, min_size_y=2.5, max_size_y=6.0, min_size_z=2.2, max_size_z=3.5,
-                min_target_rt60=0.15, max_target_rt60=0.9, calculation_mode="rt60", use_ray_tracing=False,
+                min_target_rt60=0.15, max_target_rt60=0.9, calculation_mode="rt60", use_ray_tracing=False, max_order=12,
                 min_mic_distance=0.3, max_mic_distance=2.5, leave_length_unchanged=True, p=0.6,
             ),
             *band,

@@ -144,6 +144,24 @@ def laptop_to_phone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndar
     return _board(heard, sr, [pb.HighpassFilter(100), pb.HighpassFilter(100), pb.LowpassFilter(_below_nyquist(7000, sr))])
 
 
+def laptop_mic_room(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A loudspeaker in a live room heard by a laptop microphone: a diffuse reverberant tail (exponentially decaying
+    noise, RT60 0.7 s, a third of the energy), the microphone's 150-7,000 Hz (4th-order Chebyshev), and the room's
+    own rumble (brown noise) 15 dB down. Another generator than the training rooms (pyroomacoustics' image source)."""
+    from scipy.signal import cheby1, fftconvolve, sosfilt
+
+    n = int(0.7 * sr)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)  # -60 dB at 0.7 s
+    tail *= np.sqrt(0.5 / np.sum(tail**2))
+    ir = np.concatenate([[1.0], np.zeros(int(0.01 * sr)), tail])  # direct sound, 10 ms gap, the tail
+    wet = fftconvolve(y, ir)[: len(y)]
+    sos = cheby1(4, 1.0, [150, _below_nyquist(7000, sr)], btype="bandpass", fs=sr, output="sos")
+    heard = sosfilt(sos, wet).astype(np.float32)
+    rumble = _shaped_noise(len(y), rng, lambda f: 1 / np.maximum(f, 20.0), sr)
+    out = add_noise(heard, rumble, 15.0)
+    return out * (np.abs(y).max() / max(float(np.abs(out).max()), 1e-12))  # the recorder's gain: the input's peak
+
+
 # --- noise -----------------------------------------------------------------------------------------
 
 
@@ -281,6 +299,9 @@ DEGRADATIONS: dict[str, Degradation] = {
         Degradation("telephone_band", "telephone band: 300-3,400 Hz through a steep filter", telephone_band, pedalboard=False),
         Degradation("reverb", "a medium room's reverb", reverb),
         Degradation("laptop_to_phone", "played on a laptop speaker in a room, recorded by a phone", laptop_to_phone),
+        Degradation(
+            "laptop_mic_room", "a loudspeaker in a live room, a laptop microphone, room rumble", laptop_mic_room, pedalboard=False
+        ),
         Degradation("pink_20db", "pink noise at 20 dB SNR", noise("pink", 20.0), pedalboard=False),
         Degradation("pink_10db", "pink noise at 10 dB SNR", noise("pink", 10.0), pedalboard=False),
         Degradation("babble_20db", "synthetic speech-shaped babble, 20 dB SNR", noise("babble", 20.0), pedalboard=False),

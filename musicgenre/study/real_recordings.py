@@ -19,6 +19,7 @@ import numpy as np
 CONDITIONS = {  # name -> (family, seen in training's kind of damage?)
     "clean": ("clean", True),
     "laptop_to_phone": ("room + loudspeaker + microphone + noise", True),
+    "laptop_mic_room": ("room + microphone band + noise", True),
     "telephone_band": ("band limit (steep elliptic filter)", True),
     "reverb": ("room (Freeverb)", True),
     "pink_10db": ("stationary noise", True),

@@ -226,8 +226,8 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
         return _cnn(obj, source), []
     if isinstance(obj, dict) and {"metrics", "data", "model"} <= obj.keys():
         return _finetune(obj, source), []
-    if isinstance(obj, dict) and obj.get("kind") == "robustness":
-        return [], []  # no accuracy rows: its own section (see ``robustness_studies``)
+    if isinstance(obj, dict) and obj.get("kind") in ("robustness", "real_recordings"):
+        return [], []  # no accuracy rows: their own sections (see ``robustness_studies``)
     if isinstance(obj, dict) and all("family" in r for r in obj.get("results", [{}])):
         return [], obj["results"]
     raise DataError(
@@ -236,16 +236,30 @@ def read(path: str | os.PathLike) -> tuple[list[Row], list[dict]]:
 
 
 def robustness_studies(paths: Iterable[str | os.PathLike]) -> list[dict]:
-    """The robustness studies (experiments/robustness.py) among result files."""
+    """The robustness studies (experiments/robustness.py, experiments/real_recordings.py) among result files."""
     found = []
     for path in paths:
         try:
             obj = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError):
             continue  # ``read`` reports it
-        if isinstance(obj, dict) and obj.get("kind") == "robustness":
+        if isinstance(obj, dict) and obj.get("kind") in ("robustness", "real_recordings"):
             found.append({**obj, "source": str(path)})
     return found
+
+
+def real_recordings_section(studies: list[dict], figures: Path) -> str:
+    """The robust probe's designs under real-recording conditions, with a reliability diagram
+    (musicgenre.study.real_recordings renders them)."""
+    from musicgenre.study.real_recordings import markdown, plot_reliability
+
+    parts = []
+    for n, study in enumerate(studies):
+        name = f"reliability{n or ''}.png"
+        plot_reliability(study, figures / name)
+        parts.append(f"From `{study['source']}`. " + markdown(study, f"figures/report/{name}"))
+    title = "\n## Real recordings: the robust, calibrated probe (issue 33)\n\n"
+    return title + "\n".join(parts) if parts else ""
 
 
 def robustness_section(studies: list[dict], figures: Path) -> str:
@@ -418,7 +432,11 @@ def render(
     out = Path(out)
     figures = out.parent / "figures" / "report"
     figures.mkdir(parents=True, exist_ok=True)
-    for stale in [*figures.glob("confusion_*.png"), *figures.glob("robustness*.png")]:  # figures no longer reported
+    for stale in [
+        *figures.glob("confusion_*.png"),
+        *figures.glob("robustness*.png"),
+        *figures.glob("reliability*.png"),
+    ]:  # figures no longer reported
         stale.unlink()
     top, best = headline(rows), summary(rows)
     parts = [
@@ -446,7 +464,8 @@ def render(
         parts.append(f"![{title}](figures/report/{name})\n")
     if timings:
         parts.append("\n## Every served model: size, CPU time and memory\n\n" + served_table(timings))
-    parts.append(robustness_section(list(studies), figures))
+    parts.append(robustness_section([s for s in studies if s["kind"] == "robustness"], figures))
+    parts.append(real_recordings_section([s for s in studies if s["kind"] == "real_recordings"], figures))
     parts.append(
         "\n## Published anchors (published, not measured here)\n\n| model | input | protocol | accuracy |\n|---|---|---|---|\n"
         + "\n".join(f"| {m} | {i} | {p} | {a:.3f} (published, not measured here) |" for m, i, p, a in ANCHORS)

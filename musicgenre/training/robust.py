@@ -44,6 +44,7 @@ class RobustSettings:
     clean_weight: float = field(default=4.0, metadata={"help": "weight of a clean row against one random copy"})
     calibrate: bool = field(default=True, metadata={"help": "fit temperatures (False: T = 1, as shipped before)"})
     max_flag_right: float = field(default=0.2, metadata={"help": "most right answers (inner OOF) the threshold may flag"})
+    select_by: str = field(default="log_loss", metadata={"help": "inner-CV score that picks C: log_loss or accuracy"})
 
 
 def head_views(settings: RobustSettings) -> dict[str, list[str]]:
@@ -140,6 +141,8 @@ def fit_head(data: Rows, tracks: np.ndarray, settings: RobustSettings, seed: int
             oof[test] = _logits(head, data.X[test])
         t = fit_temperature(oof, data.y) if settings.calibrate else 1.0
         loss = float(-log_softmax(oof / t)[np.arange(len(data.y)), data.y].mean())
+        if settings.select_by == "accuracy":  # as the frozen probe chose (training.probe.choose): ties to the earlier C
+            loss = -float(np.mean(oof.argmax(axis=1) == data.y))
         if best is None or loss < best[0]:
             best = (loss, c, t, oof)
     _, c, t, oof = best
