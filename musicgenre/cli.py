@@ -134,7 +134,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> int:
-    """How often the model's top genre survives each degradation of each file (no labels needed)."""
+    """How often the model's top genre survives each degradation of each file and how sure it is (no labels needed);
+    calibration per degradation where the paths name the genres."""
     from musicgenre.audio.degradations import select
     from musicgenre.data.gtzan import find_audio_files
     from musicgenre.models.io import resolve_model
@@ -153,6 +154,7 @@ def _robustness(args: argparse.Namespace) -> int:
         with atomic_open(args.out) as f:
             f.write(json.dumps(report.to_dict(), indent=2) + "\n")
     print(report.table())
+    print(report.calibration_line())
     for path, why in report.failed.items():
         print(f"musicgenre: {path}: {why}", file=sys.stderr)
     for line in report.errors():
@@ -310,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         "robustness",
         help="how often the top genre survives MP3, a phone line, noise, pitch... (no labels needed)",
         description="Classifies each file clean and under each degradation and prints, per degradation, the share "
-        "of files whose top genre did not change. Needs the robustness extra (pedalboard); AAC and Opus need ffmpeg. "
+        "of files whose top genre did not change, the mean top probability and the share flagged uncertain. Where a "
+        "path names its genre (GTZAN's <genre>/<genre>.NNNNN.wav), it adds accuracy, log loss, Brier score, ECE and "
+        "the share flagged among right and wrong answers. Needs the robustness extra (pedalboard); AAC and Opus need ffmpeg. "
         "Exit status 1 if any file, clean or degraded, could not be classified.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")

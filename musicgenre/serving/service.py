@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, silent_edges
+from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, silent_edges, trim_silence
 from musicgenre.audio.quality import Quality, assess
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
@@ -343,8 +343,9 @@ def live_answer(name: str, model: GenreModel, buffer: LiveBuffer) -> LiveAnswer 
     """
     if buffer.seconds < LIVE_MIN_SECONDS:
         return None
-    samples = prepare_audio(buffer.samples, buffer.sample_rate, model.sample_rate, "the live recording", None).samples
+    heard = trim_silence(buffer.samples, buffer.sample_rate)  # the room before the music is not the music
+    samples = prepare_audio(heard, buffer.sample_rate, model.sample_rate, "the live recording", None).samples
     mean = window_probabilities(model, samples).mean(axis=0)
-    quality = assess(buffer.samples, buffer.sample_rate)
+    quality = assess(heard, buffer.sample_rate)
     top = int(np.argmax(mean))
     return LiveAnswer(name, model.labels[top], float(mean[top]), judge(model, mean, quality), buffer.seconds, quality)
