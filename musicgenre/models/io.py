@@ -190,12 +190,14 @@ def load_model_folder(folder: str | os.PathLike) -> GenreModel:
 
 def _load_model_folder(folder: Path) -> GenreModel:
     config = json.loads((folder / CONFIG_NAME).read_text())
-    from musicgenre.models import cnn, probe
+    from musicgenre.models import probe
+
+    if config.get("format") == probe.FORMAT:  # the default model: first, without importing the other families
+        return probe.load_probe(folder, config)
+    from musicgenre.models import cnn
 
     if config.get("format") == cnn.FORMAT:
         return cnn.load_cnn(folder, config)
-    if config.get("format") == probe.FORMAT:
-        return probe.load_probe(folder, config)
     if config.get("format") != FORMAT:
         raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
     if config.get("feature_columns") != FEATURE_COLUMNS:
@@ -247,8 +249,6 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
     ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
     the local cache, so an unreachable Hub costs seconds, not a minute of retries.
     """
-    from musicgenre.models.transformer import is_transformers_folder, load_transformer_model
-
     if spec == "bundled" or spec.startswith("bundled:"):
         kind = spec.partition(":")[2] or DEFAULT_BUNDLED
         if kind not in BUNDLED_KINDS:
@@ -257,6 +257,8 @@ def resolve_model(spec: str = "bundled", revision: str | None = None, online: bo
         if not (path / CONFIG_NAME).is_file():
             raise ModelError(f"the bundled {kind} model is missing from this installation")
         return load_model_folder(path)
+    from musicgenre.models.transformer import is_transformers_folder, load_transformer_model
+
     if Path(spec).exists():
         if (Path(spec) / CONFIG_NAME).is_file() or not is_transformers_folder(spec):
             return load_model_folder(spec)

@@ -87,13 +87,19 @@ def export_onnx(model, path: Path, example=None) -> None:
             os.remove(tmp)
 
 
-def open_session(path: str | os.PathLike, threads: int | None = None):
+def open_session(path: str | os.PathLike, threads: int | None = None, optimization: str = "all"):
     """A quiet CPU session of the ONNX file at ``path``. ``threads`` None: ``$OMP_NUM_THREADS`` if set (Ray sets it to
     a task's or actor's CPUs, so two one-CPU actors on a node do not each start a thread per core), else ONNX
-    Runtime's default (every core)."""
+    Runtime's default (every core). ``optimization``: ONNX Runtime's graph optimisation level, ``"all"`` (its
+    default) or ``"extended"`` (no NCHWc layout rewrite: for small convolutional nets such as musicnn the layout
+    conversions cost more than they save, on the first run and after)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[optimization]
     threads = threads or (int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None)
     if threads:
         options.intra_op_num_threads = threads

@@ -51,12 +51,17 @@ def judge(model: GenreModel, mean_probs: np.ndarray, quality) -> bool:
     return bool(quality.severe or float(np.max(mean_probs)) < threshold)
 
 
-def window_outputs(model: GenreModel, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def window_outputs(model: GenreModel, y: np.ndarray, quality=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-window genre probabilities of validated audio and, for a probe on the tagger, its per-window
-    tag probabilities from the same pass (None for any other model)."""
+    tag probabilities from the same pass (None for any other model).
+
+    ``quality``: the recording's, when already measured; a probe that routes windows by their channel then
+    reuses it for a recording of one window instead of measuring that window again.
+    """
     parts = windows(y, model.sample_rate, model.window_seconds)
     if hasattr(model, "window_outputs"):
-        return model.window_outputs(parts)
+        same = quality is not None and len(parts) == 1
+        return model.window_outputs(parts, [(quality.low_hz, quality.high_hz, quality.snr_db)] if same else None)
     return model.predict_windows(parts), None
 
 
@@ -69,9 +74,9 @@ def _classify(model: GenreModel, y: np.ndarray, tags: int) -> dict:
     """
     from musicgenre.audio.quality import assess
 
-    probs, tag_probs = window_outputs(model, y)
-    out = summarise(model.labels, probs)
     quality = assess(y, model.sample_rate)
+    probs, tag_probs = window_outputs(model, y, quality)
+    out = summarise(model.labels, probs)
     out["uncertain"] = judge(model, probs.mean(axis=0), quality)
     out["quality"] = quality.to_dict()
     if tags:

@@ -99,11 +99,13 @@ class ProbeModel:
             rows.append(probs)
         return np.stack(rows)
 
-    def window_outputs(self, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Per window: genre probabilities and the tagger's mean tag probabilities."""
+    def window_outputs(self, parts: list[np.ndarray], channels: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per window: genre probabilities and the tagger's mean tag probabilities. ``channels``: each window's
+        measured (low_hz, high_hz, snr_db) if the caller has them, else measured here when the heads need them."""
         outs = [self.backbone.analyse(p, self.normalise) for p in parts]
         embeddings = np.stack([clip_embedding(o, self.layer) for o in outs])
-        channels = [channel(p) for p in parts] if self.more_heads else None
+        if self.more_heads and channels is None:
+            channels = [channel(p) for p in parts]
         return self.probabilities(embeddings, channels), np.stack([o["tags"].mean(axis=0) for o in outs])
 
     def predict_windows(self, parts: list[np.ndarray]) -> np.ndarray:

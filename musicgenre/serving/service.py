@@ -238,7 +238,7 @@ def _run_models(
     def run(item: tuple[str, GenreModel]) -> tuple[ModelResult, np.ndarray | None]:
         label, model = item
         start = time.perf_counter()
-        probs, tag_probs = window_outputs(model, prepare_audio(samples, sr, model.sample_rate, name, None).samples)
+        probs, tag_probs = window_outputs(model, prepare_audio(samples, sr, model.sample_rate, name, None).samples, quality)
         uncertain = judge(model, probs.mean(axis=0), quality)
         seconds = time.perf_counter() - start
         return ModelResult(label, list(model.labels), probs, model.window_seconds, seconds, uncertain), tag_probs
