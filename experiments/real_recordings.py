@@ -6,8 +6,9 @@
 Per clip, its clean musicnn embedding, random training copies (audio.augment: audiomentations chains with
 pyroomacoustics rooms) and evaluation conditions (audio.degradations: other generators, other seeds) are
 computed once and cached in --cache_dir (musicgenre/training/robust_views.py). Then each design
-(musicgenre/training/robust.py: today's clean head uncalibrated, calibrated, one head on copies, a
-narrow head beside it, and the routed three-head probe) is scored by grouped 5-fold CV by track per seed:
+(musicgenre/training/robust.py: the clean head as shipped before, calibrated, one head on copies, a
+narrow head beside it, and the routed three-head probe; "before" has no threshold of its own, so its
+uncertain columns are what an out-of-fold threshold would have flagged) is scored by grouped 5-fold CV by track per seed:
 heads, temperatures and the "uncertain" threshold are fitted inside the training folds only. Writes
 results.json (per design: per-condition accuracy, log loss, Brier, ECE, flag shares; seen- and
 unseen-family means; a reliability diagram's bins); experiments/report.py renders it. With --model_dir,
@@ -33,7 +34,7 @@ from musicgenre.util.atomic import write_json_atomic
 
 # (key, label, settings changed): the designs compared; the last is what ships. "before" is the recipe of the head
 # shipped before (clean clips, C from 0.01-10 by inner-CV accuracy, no temperature) on its layer, mean_pool.
-BEFORE = {"design": "clean", "calibrate": False, "c_grid": [0.01, 0.1, 1.0, 10.0], "select_by": "accuracy"}
+BEFORE = {"design": "clean", "calibrate": False, "c_grid": [0.01, 0.1, 1.0, 10.0], "select_by": "accuracy", "inner_folds": 3}
 DESIGNS = [
     ("before", "clean head as shipped before (C by accuracy, uncalibrated)", BEFORE),
     ("clean_uncalibrated", "clean head, C by log loss, uncalibrated", {"design": "clean", "calibrate": False}),
@@ -41,6 +42,7 @@ DESIGNS = [
     ("wide", "one head, clean + wide copies", {"design": "wide"}),
     ("pooled", "one head, clean + wide + narrow copies", {"design": "pooled"}),
     ("selector", "wide head + narrow head by band", {"design": "selector"}),
+    ("routed_by_channel", "routed, each copy training the head its channel routes to", {"design": "routed", "route_rows": True}),
     ("routed", "routed: clean, wide, narrow heads (shipped)", {"design": "routed"}),
 ]
 SHIPPED = "routed"
@@ -87,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
               f"right {t['flagged_right']:.2f}", flush=True)  # fmt: skip
         write_json_atomic(Path(args.out_dir) / "results.json", result)
     if args.model_dir:
-        print(save_shipped(views, labels, tracks, replace(base, design=SHIPPED), result, args.model_dir, command), flush=True)
+        print(
+            save_shipped(views, channels, labels, tracks, replace(base, design=SHIPPED), result, args.model_dir, command),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,10 @@ def clips(tmp_path_factory) -> list[Path]:
 
 @pytest.mark.slow
 def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips):
+    """A cache broken by numba #10128's interleaving is seen without being called, refused where it is not ours,
+    and rebuilt by the next command: a plain run, one that loaded it as verified, and one after its files were
+    overwritten by broken ones. Each rebuild compiles everything once (~1 min), so what does not depend on
+    another runs at the same time: the commands on `cache` and those on copies of the broken folder."""
     cache = tmp_path / "cache"
     _force_broken_cache(cache)
     crashed = _raw(cache, "call_parabolic.py")
@@ -93,6 +97,9 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert "librosa.core.pitch._pi_wrapper" in found.stdout, found.stderr[-2000:]
 
+    # The next command on the broken cache heals it (it runs while the copies are examined below).
+    extracted = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(tmp_path / "one.csv"), str(clips[0]))
+
     # numba imported before musicgenre: the cache is not ours to repair, but it is never called into either.
     foreign, env = "import numba\n" + REFUSE_TWICE, {**_env(cache), "NUMBA_CACHE_DIR": str(saved)}  # not our folder
     refused = subprocess.run([sys.executable, "-c", foreign], env=env, capture_output=True, text=True, timeout=600)
@@ -104,14 +111,10 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     shutil.copytree(saved, _folder(vouched))
     record = {"key": jitcache.cache_key(), "manifest": jitcache.manifest(_folder(vouched))}
     (_folder(vouched) / jitcache.MARKER).write_text(json.dumps(record))
-    poisoned = subprocess.run(
-        [sys.executable, "-c", REFUSE_TWICE], env=_env(vouched), capture_output=True, text=True, timeout=900
+    poisoned = subprocess.Popen(
+        [sys.executable, "-c", REFUSE_TWICE], env=_env(vouched), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert poisoned.returncode == 0, poisoned.stderr[-2000:]
-    assert poisoned.stdout.count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in poisoned.stderr
-    assert _raw(vouched, "call_parabolic.py").returncode == 0
 
-    extracted = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(tmp_path / "one.csv"), str(clips[0]))
     _, err = extracted.communicate(timeout=900)
     assert extracted.returncode == 0, err[-3000:]
     assert "1 files added" in err and "cache was broken" in err and "_pi_wrapper" in err
@@ -125,6 +128,12 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     extracted = _musicgenre(
         cache, "features", "--librosa", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips)
     )
+
+    out, err = poisoned.communicate(timeout=900)
+    assert poisoned.returncode == 0, err[-2000:]
+    assert out.count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in err
+    assert _raw(vouched, "call_parabolic.py").returncode == 0
+
     _, err = extracted.communicate(timeout=900)
     assert extracted.returncode == 0, err[-3000:]
     assert "cache was broken" in err and "3 files added" in err
@@ -133,41 +142,38 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
 
 @pytest.mark.slow
 def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips):
-    """Ten times: an empty cache, two `features --librosa --workers 2` started at once; both succeed, and so does every
-    later run.
+    """On an empty cache, two `features --librosa --workers 2` started at once: both succeed, only one of them
+    compiles while the other waits for it, and every later run (musicgenre's, plain librosa's) loads the cache as it is.
 
-    Two such rounds run side by side (four commands, two compilations at a time on two cores).
+    Two such rounds run side by side (four commands, two compilations at a time on two cores). One round is
+    enough to fail when compilation is not serialised (both commands would say they compile); the second one
+    costs no extra time on two cores. The broken cache numba #10128 leaves when it is not is forced, not hoped
+    for, by the test above, so no rounds are repeated to catch that race by chance.
     """
-    rounds = [tmp_path / f"round{i}" for i in range(10)]
-    for pair in (rounds[i : i + 2] for i in range(0, len(rounds), 2)):
-        procs = [
-            (
-                cache,
-                _musicgenre(
-                    cache,
-                    "features",
-                    "--librosa",
-                    "--workers",
-                    "2",
-                    "--no-progress",
-                    "--out",
-                    str(cache / f"t{k}.csv"),
-                    *map(str, clips),
-                ),  # fmt: skip
-            )
-            for cache in pair
-            for k in range(2)
-        ]
-        for cache, proc in procs:
+    rounds = [tmp_path / f"round{i}" for i in range(2)]
+    cmd = ["features", "--librosa", "--workers", "2", "--no-progress"]
+    procs = {
+        cache: [_musicgenre(cache, *cmd, "--out", str(cache / f"t{k}.csv"), *map(str, clips)) for k in range(2)]
+        for cache in rounds
+    }
+    for cache, pair in procs.items():
+        errs = []
+        for proc in pair:
             _, err = proc.communicate(timeout=900)
             assert proc.returncode == 0, f"{cache.name}: {err[-3000:]}"
             assert "3 files added" in err and "broken" not in err
-        for cache in pair:
-            assert _raw(cache, "call_parabolic.py").returncode == 0, f"{cache.name}: the cache is broken for later runs"
-            later = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(cache / "later.csv"), str(clips[1]))
-            _, err = later.communicate(timeout=600)
-            assert later.returncode == 0 and "1 files added" in err, err[-3000:]
-            assert "checking" not in err  # the later run used the cache as it was
+            errs.append(err)
+        compiled = [err for err in errs if "compiling librosa's numba code once" in err]
+        assert len(compiled) == 1, f"{cache.name}: {len(compiled)} of the two commands compiled"
+        assert "waiting for another musicgenre process" in next(err for err in errs if err not in compiled), cache.name
+    later = {
+        cache: _musicgenre(cache, *cmd[:2], "--no-progress", "--out", str(cache / "later.csv"), str(clips[1])) for cache in rounds
+    }
+    for cache, proc in later.items():
+        assert _raw(cache, "call_parabolic.py").returncode == 0, f"{cache.name}: the cache is broken for later runs"
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0 and "1 files added" in err, err[-3000:]
+        assert "checking" not in err  # the later run used the cache as it was
 
 
 def test_the_manifest_sees_every_rewrite_and_not_the_marker(tmp_path):

@@ -1,39 +1,33 @@
-"""A bounded load on the real app: 8 concurrent gradio_client sessions × 10 requests, good and bad files mixed.
+"""Concurrent gradio_client sessions on the real app, good and bad files mixed: every answer as if alone.
 
 Every good request must get exactly the answer the same file gets alone, every bad one the app's
-refusal in its own words; the server must stay up, log no unexpected failure, and its memory must
-level off over repeated bursts. Latency is recorded by benchmarks/load.py, never asserted here.
+refusal in its own words, and the server must stay up and log no unexpected failure. It runs on
+the session's app (the bundled models and the tiny HuBERT), already started by the other app tests.
+Latency, and whether memory levels off over many bursts, need many more requests than correctness
+does: benchmarks/load.py records them (p50/p95 and the server's RSS after each burst, in
+benchmarks/load.json); nothing here asserts them.
 """
 
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, write_audio
+from conftest import write_audio
 
-from musicgenre.testing.app_process import launch_app
 from musicgenre.testing.load_benchmark import load_test, mixed_requests, single_answers
 
-BURSTS, CLIENTS, PER_CLIENT = 5, 8, 10
-# RSS growth allowed from after burst 2 (the first bursts warm caches up) to after burst 5. Keeping each
-# request's decoded audio would add ~330 MB (3 bursts × 40 clips of 30 s at 2.6 MB, plus the small good
-# files). Measured in this configuration (benchmarks/load.json): +66 MB; RSS moves by up to ~50 MB
-# between bursts. With glibc's default arenas instead of the app's cap: +225 MB.
-LEAK_BUDGET_MB = 200
-
-
-@pytest.fixture()
-def bundled_app(tmp_path):
-    """The app as benchmarks/load.py measures it: the bundled models only, in a fresh process."""
-    app = launch_app(ROOT / "app.py", [], tmp_path / "server.log")
-    yield app
-    app.stop()
+# More sessions than the app processes at once (its --concurrency_limit, 2), so requests queue; each burst
+# sends every file of the mix (the clip alternating with the bad-input corpus) at least once. The second burst,
+# with new sessions, is served by a server that has already refused and answered a burst's worth.
+BURSTS, CLIENTS, PER_CLIENT = 2, 8, 7
 
 
 @pytest.mark.slow
-def test_bursts_of_mixed_requests(bundled_app, tmp_path):
-    app = bundled_app
-    clip = write_audio(tmp_path / "song.wav", seconds=30.0)
+def test_bursts_of_mixed_requests(app, tmp_path):
+    clip = write_audio(tmp_path / "song.wav", seconds=10.0)
     files, refusals = mixed_requests(clip, tmp_path / "corpus")
+    sent = {files[(i * PER_CLIENT + j) % len(files)] for i in range(CLIENTS) for j in range(PER_CLIENT)}  # as burst() sends
+    assert sent == set(files), "a burst must send every file of the mix"
+    log_start = len(app.log.read_text(errors="replace"))  # the session's server: judge only what this test logs
     expected = single_answers(app.url, sorted(set(files)), refusals, "all")
 
     bursts = load_test(app, files, expected, BURSTS, CLIENTS, PER_CLIENT, "all")
@@ -42,6 +36,4 @@ def test_bursts_of_mixed_requests(bundled_app, tmp_path):
         assert b["problems"] == [], b["problems"][:5]
         assert b["requests"] == CLIENTS * PER_CLIENT and b["server_alive"]
         assert 0 < b["refused_as_expected"] == b["requests"] - b["good_requests"] < b["requests"]
-    assert "unexpected failure" not in app.log_tail(1_000_000)
-    rss = [b["server_rss_mb"] for b in bursts]
-    assert rss[-1] - rss[1] < LEAK_BUDGET_MB, rss
+    assert "unexpected failure" not in app.log.read_text(errors="replace")[log_start:]

@@ -72,17 +72,21 @@ def _synthetic(clips_per_genre: int = 6, seed: int = 0):
         views[f"narrow{j}"] = centres[labels] + shift + rng.normal(scale=5.0, size=(len(labels), WIDTH))
     views["telephone"] = centres[labels] + shift + rng.normal(scale=5.0, size=(len(labels), WIDTH))
     full, narrow = np.tile([20.0, 8000.0, 30.0], (len(labels), 1)), np.tile([300.0, 3400.0, 30.0], (len(labels), 1))
-    return views, {"clean": full, "telephone": narrow}, labels, tracks
+    channels = {name: narrow if name.startswith(("narrow", "telephone")) else full for name in views}
+    channels["narrow1"] = full.copy()  # a gently filtered narrow copy that measures as wide: it trains the wide head
+    return views, channels, labels, tracks
 
 
-SMALL = RobustSettings(design="routed", wide_copies=2, narrow_copies=2, c_grid=[0.1], inner_folds=3)
+SMALL = RobustSettings(design="routed", wide_copies=2, narrow_copies=2, c_grid=[0.1], inner_folds=3, route_rows=True)
 
 
 def test_routed_fit_answers_each_window_with_the_head_its_channel_calls_for():
     views, channels, labels, tracks = _synthetic()
-    fit = fit_robust(views, labels, tracks, np.arange(len(labels)), SMALL, seed=0)
+    fit = fit_robust(views, channels, labels, tracks, np.arange(len(labels)), SMALL, seed=0)
     model = fit.model
     assert set(model.heads) == {"wide", "clean", "narrow"} and set(model.temperature) == set(model.heads)
+    n = len(labels)  # rows by measured channel: narrow0 to the narrow head; clean, wide0, wide1, narrow1 to the wide
+    assert fit.chosen["narrow"]["rows"] == n and fit.chosen["wide"]["rows"] == 4 * n and fit.chosen["clean"]["rows"] == n
     assert 0 < fit.chosen["uncertain_below"] < 1 and model.meta["uncertain_below"] == fit.chosen["uncertain_below"]
     X = views["telephone"][:5]
     narrow = model.probabilities(X, [tuple(c) for c in channels["telephone"][:5]])
@@ -107,7 +111,7 @@ def test_saved_probe_round_trips_and_a_version_1_head_still_loads(tmp_path):
     import json
 
     views, channels, labels, tracks = _synthetic()
-    model = fit_robust(views, labels, tracks, np.arange(len(labels)), SMALL, seed=0).model
+    model = fit_robust(views, channels, labels, tracks, np.arange(len(labels)), SMALL, seed=0).model
     folder = save_probe(model, tmp_path / "robust")
     config = json.loads((folder / "musicgenre.json").read_text())
     assert config["version"] == 2 and [h["name"] for h in config["heads"]] == ["wide", "clean", "narrow"]

@@ -47,7 +47,7 @@ def chain(kind: str):
     else:
         band = [
             A.HighPassFilter(min_cutoff_freq=200, max_cutoff_freq=450, min_rolloff=12, max_rolloff=48, p=1.0),
-            A.LowPassFilter(min_cutoff_freq=2800, max_cutoff_freq=4200, min_rolloff=12, max_rolloff=48, p=1.0),
+            A.LowPassFilter(min_cutoff_freq=2800, max_cutoff_freq=4200, min_rolloff=12, max_rolloff=72, p=1.0),
         ]
     return A.Compose(
         [
@@ -82,4 +82,5 @@ def augmented(y: np.ndarray, sr: int, kind: str, seed: int) -> np.ndarray:
         random.setstate(py_state)
         np.random.set_state(np_state)
     out = np.nan_to_num(np.asarray(out, dtype=np.float32))
-    return np.clip(out, -1.0, 1.0) if np.abs(out).max(initial=0) > 1.0 else out
+    peak = float(np.abs(out).max(initial=0.0))
+    return out / peak if peak > 1.0 else out  # scaled back, never clipped: clipping is a family training must not see

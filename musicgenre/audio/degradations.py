@@ -127,6 +127,15 @@ def telephone_band(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarr
     return sosfilt(sos, y).astype(np.float32)
 
 
+def telephone_gentle(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Only 300-3,400 Hz, through a gentle filter (2nd-order Butterworth band-pass, 12 dB per octave): a cheap
+    loudspeaker or headset rather than a telephone exchange, with no cliff at the band's edges."""
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(2, [300, _below_nyquist(3400, sr)], btype="bandpass", fs=sr, output="sos")
+    return sosfilt(sos, y).astype(np.float32)
+
+
 def reverb(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A medium room (Freeverb, half wet)."""
     pb = _pedalboard()
@@ -297,6 +306,7 @@ DEGRADATIONS: dict[str, Degradation] = {
         Degradation("opus_48k", "Opus, 48 kbps (ffmpeg)", ffmpeg_codec("libopus", 48, "ogg"), "ffmpeg", pedalboard=False),
         Degradation("phone", "a mobile call: 300-3,400 Hz at 8 kHz, GSM full rate, mild distortion", phone),
         Degradation("telephone_band", "telephone band: 300-3,400 Hz through a steep filter", telephone_band, pedalboard=False),
+        Degradation("telephone_gentle", "300-3,400 Hz through a gentle filter", telephone_gentle, pedalboard=False),
         Degradation("reverb", "a medium room's reverb", reverb),
         Degradation("laptop_to_phone", "played on a laptop speaker in a room, recorded by a phone", laptop_to_phone),
         Degradation(

@@ -60,7 +60,7 @@ def window_outputs(model: GenreModel, y: np.ndarray, quality=None) -> tuple[np.n
     """
     parts = windows(y, model.sample_rate, model.window_seconds)
     if hasattr(model, "window_outputs"):
-        same = quality is not None and len(parts) == 1
+        same = quality is not None and len(parts) == 1 and len(parts[0]) == len(y)  # the window is the recording
         return model.window_outputs(parts, [(quality.low_hz, quality.high_hz, quality.snr_db)] if same else None)
     return model.predict_windows(parts), None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgenre.audio.quality import NARROW_HZ
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.models.musicnn import LAYERS, SAMPLE_RATE, Backbone, clip_embedding, load_backbone, top_tags
@@ -69,7 +70,7 @@ class ProbeModel:
     meta: dict = field(default_factory=dict)
     more_heads: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     temperature: dict[str, float] = field(default_factory=dict)
-    narrow_below_hz: float = 4500.0
+    narrow_below_hz: float = NARROW_HZ
 
     @property
     def sample_rate(self) -> int:
@@ -207,5 +208,5 @@ def load_probe(folder: str | os.PathLike, config: dict) -> ProbeModel:
     return ProbeModel(
         backbone, config["layer"], heads.pop("wide"), labels, float(config["window_seconds"]), bool(config["normalise_level"]),
         meta, heads, {h["name"]: float(h["temperature"]) for h in listed if "heads" in config},
-        float(config.get("narrow_below_hz", 4500.0)),
+        float(config.get("narrow_below_hz", NARROW_HZ)),
     )  # fmt: skip

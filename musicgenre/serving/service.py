@@ -336,7 +336,7 @@ class LiveAnswer:
 
 
 def live_answer(name: str, model: GenreModel, buffer: LiveBuffer) -> LiveAnswer | None:
-    """``model``'s answer on ``buffer`` (None until ``LIVE_MIN_SECONDS`` are heard); an AudioError if it is digital silence.
+    """``model``'s answer on ``buffer`` (None until ``LIVE_MIN_SECONDS`` are heard); silence is answered, flagged uncertain.
 
     One model on at most ``LIVE_SECONDS``: a few hundred milliseconds on two cores, so it keeps up with chunks
     every few seconds while the full analysis stays available for the finished recording.

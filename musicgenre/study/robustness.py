@@ -29,6 +29,7 @@ from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, 
 from musicgenre.data.gtzan import GENRES, Clip, label_from_path, labelled_files, track_id
 from musicgenre.data.splits import kfold
 from musicgenre.errors import AudioError, DataError, describe_failure
+from musicgenre.util.atomic import save_npz_atomic
 
 STUDY_VERSION = 1  # bump when what a view holds changes: older cache entries are then ignored
 DEGRADE_RATE = 22050  # as in ``robustness.stability``: the rate degradations run at (GTZAN's, the feature/CNN rate)
@@ -197,9 +198,7 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
         except Exception as exc:  # e.g. no usable audio left, ffmpeg failing on this clip: recorded, the rest go on
             failed[name] = describe_failure(exc)
             continue
-        tmp = folder / f"{name}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, **views)
-        os.replace(tmp, folder / f"{name}.npz")  # atomic: an interrupted run never leaves half an entry
+        save_npz_atomic(folder / f"{name}.npz", **views)
     return path, failed
 
 

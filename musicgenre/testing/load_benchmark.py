@@ -164,6 +164,20 @@ def load_test(
     return out
 
 
+def rss_growth_mb(bursts: list[dict]) -> float | None:
+    """The server's RSS growth from after the second burst (the first ones warm caches up) to after the last.
+
+    Whether memory levels off: a request that kept its decoded 30 s clip (2.6 MB) would add ~330 MB over
+    three bursts of 40 clip requests, while RSS moves by up to ~50 MB between bursts, so this needs several
+    full bursts (benchmarks/load.json at 8 x 10 requests: +66 MB with the app's arena cap, +225 MB with
+    glibc's default arenas). None with fewer than three bursts or a server that died.
+    """
+    rss = [b["server_rss_mb"] for b in bursts]
+    if len(rss) < 3 or None in rss:
+        return None
+    return round(rss[-1] - rss[1], 1)
+
+
 def single_answers(url: str, files: list[Path], refusals: dict[str, Refusal], model: str) -> Expected:
     """Each file's answer when sent alone; the files in ``refusals`` are expected to be refused instead."""
     client = _client(url)
@@ -228,6 +242,7 @@ def run_load_benchmark(
         "clients": clients,
         "requests_per_client": per_client,
         "server_rss_mb_before_bursts": round(idle_mb, 1),
+        "server_rss_growth_mb": rss_growth_mb(results),
         "app_env": app_env or {},
         "bursts": results,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

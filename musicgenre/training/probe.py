@@ -29,6 +29,7 @@ from musicgenre.models.musicnn import (
     clip_embedding,
     load_backbone,
 )
+from musicgenre.util.atomic import save_npz_atomic
 
 
 @dataclass
@@ -80,9 +81,7 @@ def embed_file(path: str | os.PathLike, backbone, normalise: bool, cache_dir: st
     out = backbone.analyse(load_audio(path, sr=SAMPLE_RATE).samples, normalise)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **out)
-        os.replace(tmp, cached)  # atomic: a half-written cache entry is never read
+        save_npz_atomic(cached, **out)
     return out
 
 

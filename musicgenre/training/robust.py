@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from musicgenre.audio.quality import NARROW_HZ
 from musicgenre.data.gtzan import GENRES
 from musicgenre.data.splits import kfold
 
@@ -40,17 +41,24 @@ class RobustSettings:
     narrow_copies: int = field(default=4, metadata={"help": "narrow (telephone-like) random copies per training clip"})
     c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0], metadata={"help": "logistic C values"})
     inner_folds: int = field(default=4, metadata={"help": "inner folds: C, temperatures and threshold"})
-    narrow_below_hz: float = field(default=4500.0, metadata={"help": "band edge below which the narrow head answers"})
+    narrow_below_hz: float = field(default=NARROW_HZ, metadata={"help": "band edge below which the narrow head answers"})
     clean_weight: float = field(default=4.0, metadata={"help": "weight of a clean row against one random copy"})
     calibrate: bool = field(default=True, metadata={"help": "fit temperatures (False: T = 1, as shipped before)"})
     max_flag_right: float = field(default=0.2, metadata={"help": "most right answers (inner OOF) the threshold may flag"})
     select_by: str = field(default="log_loss", metadata={"help": "inner-CV score that picks C: log_loss or accuracy"})
+    route_rows: bool = field(default=False, metadata={"help": "a copy trains the head its measured channel routes to"})
 
 
 def head_views(settings: RobustSettings) -> dict[str, list[str]]:
-    """Head name -> the views (``training.robust_views``) its rows come from."""
+    """Head name -> the views (``training.robust_views``) its rows may come from. With ``route_rows`` (the
+    ``selector`` and ``routed`` designs), a copy's row then goes only to the head that its own measured channel
+    routes to, so each head learns from the audio it will be asked about (a gently filtered "narrow" copy that
+    the band measurement reads as wide trains the wide head)."""
     wide = ["clean", *[f"wide{j}" for j in range(settings.wide_copies)]]
     narrow = [f"narrow{j}" for j in range(settings.narrow_copies)]
+    if settings.route_rows and settings.design in ("selector", "routed"):
+        wide = wide + narrow
+        narrow = wide[1:]
     return {
         "clean": {"wide": ["clean"]},
         "wide": {"wide": wide},
@@ -58,6 +66,17 @@ def head_views(settings: RobustSettings) -> dict[str, list[str]]:
         "selector": {"wide": wide, "narrow": narrow},
         "routed": {"wide": wide, "clean": ["clean"], "narrow": narrow},
     }[settings.design]
+
+
+def routed_to(name: str, channels: np.ndarray, settings: RobustSettings, heads: tuple[str, ...]) -> np.ndarray:
+    """Which of ``channels``' rows (clips, 3) the served routing would send to head ``name``; every row when rows are
+    not routed. The clean head keeps its clean rows and the wide head its clean rows whatever they measure."""
+    from musicgenre.models.probe import route
+
+    if not (settings.route_rows and settings.design in ("selector", "routed")):
+        return np.ones(len(channels), bool)
+    to = np.array([route(heads, *row, settings.narrow_below_hz) if not np.isnan(row[0]) else "" for row in channels])
+    return to == name if name == "narrow" else to != "narrow"
 
 
 # ---- calibration and the threshold ----
@@ -104,12 +123,16 @@ class Rows:
     weight: np.ndarray
 
 
-def rows(views: dict[str, np.ndarray], labels: np.ndarray, clips: np.ndarray, names: list[str], clean_weight: float) -> Rows:
-    """The rows of ``clips`` under each view in ``names`` (views: name -> (clips, dim); a NaN row is a failed view)."""
+def rows(views: dict[str, np.ndarray], labels: np.ndarray, clips: np.ndarray, names: list[str], clean_weight: float,
+         keep=None) -> Rows:  # fmt: skip
+    """The rows of ``clips`` under each view in ``names`` (views: name -> (clips, dim); a NaN row is a failed view),
+    those where ``keep(view)`` (a mask over all clips) is true when given; clean rows are always kept."""
     X, y, c, w = [], [], [], []
     for name in names:
         block = views[name][clips]
         ok = ~np.isnan(block[:, 0])
+        if keep is not None and name != "clean":
+            ok &= keep(name)[clips]
         X.append(block[ok]), y.append(labels[clips][ok]), c.append(clips[ok])
         w.append(np.full(int(ok.sum()), clean_weight if name == "clean" else 1.0))
     return Rows(np.vstack(X), np.concatenate(y), np.concatenate(c), np.concatenate(w))
@@ -158,15 +181,20 @@ class RobustFit:
     chosen: dict = field(default_factory=dict)
 
 
-def fit_robust(views: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray, train: np.ndarray,
-               settings: RobustSettings, seed: int) -> RobustFit:  # fmt: skip
-    """Every head of ``settings.design`` on the clips ``train``; the threshold from their pooled inner OOF answers."""
+def fit_robust(views: dict[str, np.ndarray], channels: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray,
+               train: np.ndarray, settings: RobustSettings, seed: int) -> RobustFit:  # fmt: skip
+    """Every head of ``settings.design`` on the clips ``train``; the threshold from their pooled inner OOF answers.
+
+    ``channels[view]``: (clips, 3) measured low_hz, high_hz, snr_db of each clip's view (what rows are routed by).
+    """
     from musicgenre.models.musicnn import load_backbone
     from musicgenre.models.probe import ProbeModel, head_from_pipeline
 
     heads, temperature, chosen, tops, rights = {}, {}, {}, [], []
-    for name, names in head_views(settings).items():
-        data = rows(views, labels, train, names, settings.clean_weight)
+    names_of = head_views(settings)
+    for name, names in names_of.items():
+        keep = lambda view, name=name: routed_to(name, channels[view], settings, tuple(names_of))  # noqa: E731
+        data = rows(views, labels, train, names, settings.clean_weight, keep)
         pipeline, temperature[name], oof = fit_head(data, tracks, settings, seed)
         heads[name] = head_from_pipeline(pipeline)
         chosen[name] = {"C": float(pipeline.steps[-1][1].C), "temperature": temperature[name], "rows": len(data.y)}
@@ -198,7 +226,7 @@ def cross_validate(views: dict[str, np.ndarray], channels: dict[str, np.ndarray]
         probs = {c: np.full((len(labels), len(GENRES)), np.nan) for c in conditions}
         threshold = np.full(len(labels), np.nan)
         for k, (train, test) in enumerate(kfold("grouped", labels, tracks, folds, seed)):
-            fit = fit_robust(views, labels, tracks, train, settings, seed + 1 + k)
+            fit = fit_robust(views, channels, labels, tracks, train, settings, seed + 1 + k)
             threshold[test] = fit.chosen["uncertain_below"]
             for c in conditions:
                 ok = test[~np.isnan(views[c][test, 0])]
@@ -212,14 +240,15 @@ def cross_validate(views: dict[str, np.ndarray], channels: dict[str, np.ndarray]
 # ---- the shipped model ----
 
 
-def save_shipped(views: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray, settings: RobustSettings,
+def save_shipped(views: dict[str, np.ndarray], channels: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray,
+                 settings: RobustSettings,
                  result: dict, folder, command: str, seed: int = 0):  # fmt: skip
     """The ``settings.design`` probe fitted on every clip (C, temperatures and threshold by CV over them), saved to
     ``folder`` with a model card quoting ``result``'s out-of-fold scores of the same design."""
     from musicgenre.models.probe import save_probe
 
-    fit = fit_robust(views, labels, tracks, np.arange(len(labels)), settings, seed)
-    scored = next(d for d in result["designs"].values() if d["design"] == settings.design and d["calibrated"])
+    fit = fit_robust(views, channels, labels, tracks, np.arange(len(labels)), settings, seed)
+    scored = next(d for d in result["designs"].values() if d["settings"] == asdict(settings))
     fit.model.meta.update(
         {"trained_on": f"{len(labels)} clips of GTZAN and their random copies", "design": settings.design,
          "chosen": fit.chosen, "seed": seed, "settings": asdict(settings)}
@@ -229,11 +258,15 @@ def save_shipped(views: dict[str, np.ndarray], labels: np.ndarray, tracks: np.nd
 
 def model_card(fit: RobustFit, summary: dict, result: dict, command: str) -> str:
     s = fit.model.meta["settings"]
+    copies = f"{s['wide_copies']} wide and {s['narrow_copies']} narrow random copies of each clip"
     trained_on = {
-        "wide": f"clean clips (weight {s['clean_weight']:g}) + {s['wide_copies']} wide random copies each",
+        "wide": f"clean clips (weight {s['clean_weight']:g}) + the {copies} whose measured band is not telephone-like",
         "clean": "clean clips",
-        "narrow": f"{s['narrow_copies']} narrow (telephone-like) random copies each",
+        "narrow": f"the {copies} whose measured band is telephone-like",
     }
+    if not s["route_rows"]:
+        trained_on["wide"] = f"clean clips (weight {s['clean_weight']:g}) + {s['wide_copies']} wide random copies each"
+        trained_on["narrow"] = f"{s['narrow_copies']} narrow (telephone-like) random copies each"
     heads = "\n".join(
         f"| {name} | {trained_on[name]} | {c['rows']} | {c['C']:g} | {c['temperature']:.3f} |"
         for name, c in fit.chosen.items()

@@ -27,8 +27,9 @@ import numpy as np
 
 from musicgenre.audio.io import load_audio, prepare_audio, windows
 from musicgenre.errors import describe_failure
+from musicgenre.util.atomic import save_npz_atomic
 
-VIEWS_VERSION = 3  # bump when what a view holds, or how a copy is made, changes: old entries are then ignored
+VIEWS_VERSION = 4  # bump when what a view holds, or how a copy is made, changes: old entries are then ignored
 DEGRADE_RATE = 22050
 TRAIN_SEED_BASE = 0  # training copies: seeds from (TRAIN_SEED_BASE, track, j)
 EVAL_SEED = 7919  # evaluation conditions: another seed stream altogether
@@ -101,9 +102,7 @@ def _compute(job: tuple) -> tuple[str, dict[str, str]]:
         except Exception as exc:  # one condition failing on one clip is recorded; the rest go on
             failed[view] = describe_failure(exc)
             continue
-        tmp = folder / f"{view}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, **out)
-        os.replace(tmp, folder / f"{view}.npz")  # atomic: an interrupted run never leaves half an entry
+        save_npz_atomic(folder / f"{view}.npz", **out)
     return path, failed
 
 

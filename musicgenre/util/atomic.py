@@ -33,6 +33,14 @@ def atomic_open(path: str | os.PathLike, newline: str | None = None, binary: boo
         raise
 
 
+def save_npz_atomic(path: str | os.PathLike, **arrays) -> None:
+    """``numpy.savez`` of ``arrays`` to ``path``, atomically: a cache entry is whole or absent, never half written."""
+    import numpy as np
+
+    with atomic_open(path, binary=True) as f:
+        np.savez(f, **arrays)
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
