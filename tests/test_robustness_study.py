@@ -149,12 +149,12 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_huber
 
 
 def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_path, monkeypatch):
-    """A degradation that silences every clip leaves no views: listed per clip, shown as missing, the rest scored;
-    an undecodable file is listed and left out."""
+    """A degradation that leaves no audio (an empty clip: silence is now answered, flagged uncertain) leaves no views:
+    listed per clip, shown as missing, the rest scored; an undecodable file is listed and left out."""
     from musicgenre.audio import degradations
     from musicgenre.study.robustness import Recipes, StudySettings, ViewStore, prepare, run_family
 
-    silent = degradations.Degradation("silence", "nothing left", lambda y, sr, rng: np.zeros_like(y), pedalboard=False)
+    silent = degradations.Degradation("silence", "nothing left", lambda y, sr, rng: y[:0], pedalboard=False)
     monkeypatch.setitem(degradations.DEGRADATIONS, "silence", silent)
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=3, seconds=4.0)
     (data_dir / "blues" / "blues.00099.wav").write_bytes(b"RIFF" + bytes(100))
@@ -162,7 +162,7 @@ def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_
     recipes = Recipes.bundled()
     data = prepare(data_dir, settings, recipes, tmp_path / "cache", progress=lambda m: None)
     assert list(data.unreadable) == [str(data_dir / "blues" / "blues.00099.wav")] and len(data.paths) == 30
-    assert len(data.failed) == 30 and all("silence" in why for why in data.failed.values())
+    assert len(data.failed) == 30 and all("empty" in why["silence"] for why in data.failed.values())
     result = run_family("features", data, ViewStore(data), settings, recipes, [], progress=lambda m: None)
     assert set(result["conditions"]) == {"clean"} and result["conditions"]["clean"]["n"] == 30
     assert result["predictions"]["silence"] == [None] * 30

@@ -31,7 +31,7 @@ from musicgenre.data.splits import kfold
 from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.util.atomic import save_npz_atomic
 
-STUDY_VERSION = 1  # bump when what a view holds changes: older cache entries are then ignored
+STUDY_VERSION = 2  # bump when what a view holds changes: older cache entries are then ignored
 DEGRADE_RATE = 22050  # as in ``robustness.stability``: the rate degradations run at (GTZAN's, the feature/CNN rate)
 FAMILY_NAMES = {
     "features": "feature model (LDA, bundled recipe)",
@@ -133,6 +133,7 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
     from musicgenre.models.cnn import window_inputs
     from musicgenre.models.musicnn import OUTPUTS
     from musicgenre.models.musicnn import SAMPLE_RATE as PROBE_RATE
+    from musicgenre.models.probe import channel
 
     def at(rate: int) -> np.ndarray:  # as predict_array prepares any upload for a model of that rate
         return prepare_audio(y, DEGRADE_RATE, rate, max_seconds=max_seconds).samples
@@ -142,9 +143,11 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
         "features": feature_view(y, recipes.shallow_window, max_seconds),
         "cnn": window_inputs(windows(y_cnn, CNN_RATE, recipes.cnn_window), recipes.cnn_window, CNN_RATE),
     }
-    analysed = [backbone.analyse(p, recipes.probe_normalise) for p in windows(y_probe, PROBE_RATE, recipes.probe_window)]
+    parts = windows(y_probe, PROBE_RATE, recipes.probe_window)
+    analysed = [backbone.analyse(p, recipes.probe_normalise) for p in parts]
     for name in OUTPUTS:
         out[f"emb_{name}"] = np.stack([a[name].mean(axis=0) for a in analysed])
+    out["probe_channel"] = np.array([channel(p) for p in parts])  # what a routed probe reads per window
     return out
 
 
@@ -331,7 +334,8 @@ def probe_probabilities(model, views: dict[str, np.ndarray]) -> np.ndarray:
     from musicgenre.models.musicnn import clip_embedding
 
     rows = [clip_embedding(_embedding(views, w), model.layer) for w in range(len(views["emb_tags"]))]
-    return model.probabilities(np.stack(rows)).mean(axis=0)
+    channels = [tuple(c) for c in views["probe_channel"]] if "probe_channel" in views else None
+    return model.probabilities(np.stack(rows), channels).mean(axis=0)
 
 
 def cnn_probabilities(network, views: dict[str, np.ndarray]) -> np.ndarray:
