@@ -179,6 +179,19 @@ def resample(y: np.ndarray, sr: float, target_sr: float) -> np.ndarray:
     return np.asarray(fix_length(out, n), dtype=y.dtype)
 
 
+def float_mono(y: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Samples as float32 mono around ±1: integer PCM scaled, channels averaged (time along ``axis``, by default
+    the longer one). Nothing is validated: ``prepare_audio`` does that, a live chunk is checked when classified."""
+    y = np.asarray(y)
+    axis = _time_axis(y) if axis is None else axis
+    if np.issubdtype(y.dtype, np.integer):  # PCM: signed around 0, unsigned (8-bit WAV style) around its midpoint
+        half = float(2 ** (8 * y.dtype.itemsize - 1))
+        y = (y.astype(np.float64) - (half if np.issubdtype(y.dtype, np.unsignedinteger) else 0.0)) / half
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused by validation
+        y = y.astype(np.float32, copy=False)
+    return y.mean(axis=1 - axis, dtype=np.float32) if y.ndim == 2 else y.reshape(-1)
+
+
 def prepare_audio(
     y: np.ndarray,
     sr: float,
@@ -206,13 +219,7 @@ def prepare_audio(
     truncated = y.shape[axis] > cap
     if truncated:
         y = np.take(y, np.arange(cap), axis=axis)
-    if np.issubdtype(y.dtype, np.integer):  # PCM: signed around 0, unsigned (8-bit WAV style) around its midpoint
-        half = float(2 ** (8 * y.dtype.itemsize - 1))
-        y = (y.astype(np.float64) - (half if np.issubdtype(y.dtype, np.unsignedinteger) else 0.0)) / half
-    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
-        y = y.astype(np.float32, copy=False)
-    if y.ndim == 2:
-        y = y.mean(axis=1 - axis, dtype=np.float32)
+    y = float_mono(y, axis)
     if not np.all(np.isfinite(y)):  # before resampling, which would spread them
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if target_sr and sr != target_sr and y.size:

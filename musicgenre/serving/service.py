@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, silent_edges, trim_silence
+from musicgenre.audio.io import DEFAULT_MAX_SECONDS, float_mono, load_audio, prepare_audio, silent_edges, trim_silence
 from musicgenre.audio.quality import Quality, assess
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
@@ -301,17 +301,9 @@ class LiveBuffer:
 
     def add(self, sr: int, chunk: np.ndarray) -> LiveBuffer:
         """This buffer with ``chunk`` (int PCM or float, ``(n,)`` or ``(n, channels)``) appended; a new rate starts afresh."""
-        mono = _float_mono(np.asarray(chunk))
+        mono = float_mono(np.asarray(chunk))  # browser chunks: int16 PCM, (n, channels) when stereo
         kept = self.samples if sr == self.sample_rate else np.zeros(0, np.float32)
         return LiveBuffer(np.concatenate([kept, mono])[-int(LIVE_SECONDS * sr) :], int(sr))
-
-
-def _float_mono(y: np.ndarray) -> np.ndarray:
-    """Browser chunks are int16 PCM, ``(n, channels)`` when stereo: as float32 mono around ±1."""
-    if np.issubdtype(y.dtype, np.integer):
-        y = y.astype(np.float32) / float(2 ** (8 * y.dtype.itemsize - 1))
-    y = y.astype(np.float32, copy=False)
-    return y.mean(axis=1, dtype=np.float32) if y.ndim == 2 else y.reshape(-1)
 
 
 @dataclass

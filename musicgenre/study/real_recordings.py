@@ -43,7 +43,7 @@ def matrices(paths: list[str], views: list[str], layer: str, cache_dir) -> tuple
     """Per view, the (clips, dim) clip embeddings of ``layer`` (NaN rows where a view failed) and the (clips, 3)
     measured channel (low_hz, high_hz, snr_db) the probe routes by."""
     from musicgenre.models.musicnn import LAYERS
-    from musicgenre.training.robust_views import load_view
+    from musicgenre.training.robust_views import channels_of, load_view
 
     embeddings, channels = {}, {}
     for view in views:
@@ -52,9 +52,7 @@ def matrices(paths: list[str], views: list[str], layer: str, cache_dir) -> tuple
         embeddings[view] = np.stack(
             [np.full(width, np.nan) if z is None else np.concatenate([z[n].mean(axis=0) for n in LAYERS[layer]]) for z in loaded]
         )
-        channels[view] = np.stack(
-            [np.full(3, np.nan) if z is None else [z[f"quality_{k}"][0] for k in ("low_hz", "high_hz", "snr_db")] for z in loaded]
-        )
+        channels[view] = np.stack([np.full(3, np.nan) if z is None else channels_of(z)[0] for z in loaded])
     return embeddings, channels
 
 

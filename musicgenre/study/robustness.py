@@ -133,7 +133,7 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
     from musicgenre.models.cnn import window_inputs
     from musicgenre.models.musicnn import OUTPUTS
     from musicgenre.models.musicnn import SAMPLE_RATE as PROBE_RATE
-    from musicgenre.models.probe import channel
+    from musicgenre.training.robust_views import channels_of, embed_audio
 
     def at(rate: int) -> np.ndarray:  # as predict_array prepares any upload for a model of that rate
         return prepare_audio(y, DEGRADE_RATE, rate, max_seconds=max_seconds).samples
@@ -143,11 +143,9 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
         "features": feature_view(y, recipes.shallow_window, max_seconds),
         "cnn": window_inputs(windows(y_cnn, CNN_RATE, recipes.cnn_window), recipes.cnn_window, CNN_RATE),
     }
-    parts = windows(y_probe, PROBE_RATE, recipes.probe_window)
-    analysed = [backbone.analyse(p, recipes.probe_normalise) for p in parts]
-    for name in OUTPUTS:
-        out[f"emb_{name}"] = np.stack([a[name].mean(axis=0) for a in analysed])
-    out["probe_channel"] = np.array([channel(p) for p in parts])  # what a routed probe reads per window
+    probe = embed_audio(y_probe, backbone, recipes.probe_normalise, recipes.probe_window)
+    out.update({f"emb_{name}": probe[name] for name in OUTPUTS})
+    out["probe_channel"] = channels_of(probe)  # what a routed probe reads per window
     return out
 
 

@@ -54,11 +54,10 @@ def head_views(settings: RobustSettings) -> dict[str, list[str]]:
     ``selector`` and ``routed`` designs), a copy's row then goes only to the head that its own measured channel
     routes to, so each head learns from the audio it will be asked about (a gently filtered "narrow" copy that
     the band measurement reads as wide trains the wide head)."""
-    wide = ["clean", *[f"wide{j}" for j in range(settings.wide_copies)]]
-    narrow = [f"narrow{j}" for j in range(settings.narrow_copies)]
-    if settings.route_rows and settings.design in ("selector", "routed"):
-        wide = wide + narrow
-        narrow = wide[1:]
+    copies = [f"wide{j}" for j in range(settings.wide_copies)], [f"narrow{j}" for j in range(settings.narrow_copies)]
+    wide, narrow = ["clean", *copies[0]], copies[1]
+    if settings.route_rows and settings.design in ("selector", "routed"):  # every copy is a candidate for both heads
+        wide, narrow = ["clean", *copies[0], *copies[1]], [*copies[0], *copies[1]]
     return {
         "clean": {"wide": ["clean"]},
         "wide": {"wide": wide},

@@ -56,19 +56,25 @@ def _digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:24]
 
 
-def embed_audio(y16: np.ndarray, backbone) -> dict[str, np.ndarray]:
-    """Per 30 s window, the patch mean of every backbone output, as the served probe computes it (level-normalised),
-    and the window's measured quality (``quality_<field>``: what a condition-aware probe looks at)."""
+def embed_audio(y16: np.ndarray, backbone, normalise: bool = True, window_seconds: float = 30.0) -> dict[str, np.ndarray]:
+    """Per window (the served probe's 30 s), the patch mean of every backbone output, as the probe computes it, and
+    the window's measured quality (``quality_<field>``: what the routed probe reads). The robustness study's probe
+    views are these too."""
     from musicgenre.audio.quality import assess
     from musicgenre.models.musicnn import OUTPUTS, SAMPLE_RATE
 
-    parts = windows(y16, SAMPLE_RATE, 30.0)
-    analysed = [backbone.analyse(w, True) for w in parts]
+    parts = windows(y16, SAMPLE_RATE, window_seconds)
+    analysed = [backbone.analyse(w, normalise) for w in parts]
     out = {name: np.stack([a[name].mean(axis=0) for a in analysed]) for name in OUTPUTS}
     measured = [assess(w, SAMPLE_RATE) for w in parts]
     for name in QUALITY_FIELDS:
         out[f"quality_{name}"] = np.array([getattr(q, name) for q in measured])
     return out
+
+
+def channels_of(view: dict[str, np.ndarray]) -> np.ndarray:
+    """(windows, 3): each window's low_hz, high_hz and snr_db, what ``models.probe.route`` takes."""
+    return np.stack([view[f"quality_{k}"] for k in ("low_hz", "high_hz", "snr_db")], axis=1)
 
 
 def make_view(y22: np.ndarray, view: str, track: str) -> np.ndarray:
