@@ -102,8 +102,7 @@ def test_predictions_as_a_table_are_the_json_lines_and_resume(folder, tmp_path, 
     err = capsys.readouterr().err
     assert "3 files added, 3 already present, 1 unreadable" in err and "rock.00009.wav" in err
     rows = load_dataset("parquet", data_files=str(out), split="train").to_list()
-    # the table has the JSON line's columns except the recording's quality and uncertain flag (not yet in its schema)
-    expected = [{k: v for k, v in line.items() if k not in ("uncertain", "quality")} for line in lines if "error" not in line]
+    expected = [line for line in lines if "error" not in line]  # the JSON line's fields, quality and uncertain included
     assert [r["file"] for r in rows] == [e["file"] for e in expected]
     for row, line in zip(rows, expected, strict=True):
         assert row == {**line, "truncated": False}  # float64 columns: the JSON line's values exactly

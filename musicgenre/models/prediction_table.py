@@ -1,7 +1,8 @@
 """``musicgenre predict --out x.parquet``: a large collection's predictions as a Parquet table.
 
 One row per classified file, with the JSON line's fields as typed columns: ``file``, ``genre``, ``scores``
-(a struct with one float64 field per genre), ``windows``, ``truncated`` and, with ``--tags``, ``tags`` (a list
+(a struct with one float64 field per genre), ``windows``, ``truncated``, ``uncertain``, ``quality`` (a struct of
+the recording's measurements, issue codes and notes) and, with ``--tags``, ``tags`` (a list
 of ``{tag, probability}``). ``datasets.load_dataset("parquet", ...)`` and pandas read it as it is. Built like
 the feature table (``util.resumable``): resumable, saved atomically, files that cannot be classified listed
 (and retried by a rerun). The model and settings are stored in the schema's metadata; a rerun with another
@@ -21,6 +22,18 @@ from musicgenre.util.parquet import META_KEY, read_own_table, write_table_atomic
 from musicgenre.util.resumable import ExtractionReport, fill_table
 
 
+# ``audio.quality.Quality.to_dict``'s fields: measurements, then the issues' codes and plain-language notes
+_QUALITY_FLOATS = ("duration_s", "level_dbfs", "peak_dbfs", "clipped_fraction", "crest_db", "silence_fraction")
+_QUALITY_MORE = ("snr_db", "noise_floor_dbfs", "speech_fraction")
+
+
+def _quality_type(pa):
+    fields = [(name, pa.float64()) for name in _QUALITY_FLOATS]
+    fields += [("low_hz", pa.int64()), ("high_hz", pa.int64())] + [(name, pa.float64()) for name in _QUALITY_MORE]
+    fields += [("issues", pa.list_(pa.string())), ("notes", pa.list_(pa.string())), ("severe", pa.bool_())]
+    return pa.struct(fields)
+
+
 def _schema(labels: list[str], tags: bool, identity: dict):
     import pyarrow as pa
 
@@ -30,6 +43,8 @@ def _schema(labels: list[str], tags: bool, identity: dict):
         ("scores", pa.struct([(label, pa.float64()) for label in labels])),
         ("windows", pa.int32()),
         ("truncated", pa.bool_()),
+        ("uncertain", pa.bool_()),
+        ("quality", _quality_type(pa)),
     ]
     if tags:
         fields.append(("tags", pa.list_(pa.struct([("tag", pa.string()), ("probability", pa.float64())]))))
