@@ -149,7 +149,8 @@ def table(results: dict[str, dict]) -> str:
 
 def main() -> None:
     (args,) = parse_dataclasses(Arguments, description=__doc__)
-    # Importing musicgenre set NUMBA_CACHE_DIR here; each command (the baseline's too) finds its own, as a user's does.
+    # Each command (the baseline's too) finds its own numba cache, as a user's does (importing musicgenre sets none now;
+    # this is for a NUMBA_CACHE_DIR the caller's shell may have).
     os.environ.pop("NUMBA_CACHE_DIR", None)
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
         clip = args.clip

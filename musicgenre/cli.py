@@ -1,4 +1,4 @@
-"""The ``musicgenre`` command: features, predict, embed, evaluate, robustness, demo."""
+"""The ``musicgenre`` command: features, predict, embed, evaluate, robustness, tag, demo."""
 
 from __future__ import annotations
 
@@ -160,6 +160,49 @@ def _robustness(args: argparse.Namespace) -> int:
     for line in report.errors():
         print(f"musicgenre: {line}", file=sys.stderr)
     return 1 if report.failed or report.errors() else 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    """Propose (or with --write, write) each file's genre; --undo JOURNAL puts the previous tags back."""
+    if args.undo is not None:
+        from musicgenre.tagging.undo import undo, undo_summary
+
+        if args.paths:
+            raise MusicGenreError("--undo takes only the journal: musicgenre tag --undo JOURNAL")
+        report = undo(args.undo, force=args.force)
+        print(undo_summary(report), file=sys.stderr)
+        return 1 if report.failed else 0
+    if not args.paths:
+        raise MusicGenreError("tag needs files, folders or lists of paths (or --undo JOURNAL)")
+    from musicgenre.tagging.run import TagSettings, tag_paths
+
+    _ray_address(args, "paths")
+    settings = TagSettings(
+        write=args.write,
+        model=args.model,
+        revision=args.revision,
+        multi=args.multi,
+        tags=args.num_tags if args.tags else 0,
+        genre_map=args.genre_map,
+        overwrite=args.overwrite,
+        min_prob=args.min_prob,
+        journal=Path(args.journal) if args.journal else None,
+        force=args.force,
+        workers=args.workers or 1,
+        ray=args.ray,
+        max_seconds=args.max_seconds,
+        progress=not args.no_progress,
+    )
+    report = tag_paths(args.paths, settings)
+    print(report.summary(args.write), file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability between 0 and 1, got {value}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -328,6 +371,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_robustness)
 
+    p = sub.add_parser(
+        "tag",
+        help="write each file's genre into its tags (a dry run unless --write); --undo restores them",
+        description="Analyses audio files (folders are walked, .txt lists read) and proposes a genre for each: a table "
+        "of file, current genre, proposed genre, probability and action on stdout, a summary on stderr. Nothing is "
+        "changed without --write. With --write the genre goes into the file's own genre field (ID3 TCON, Vorbis "
+        "GENRE, MP4 \u00a9gen) and the model and scores into MUSICGENRE_SCORES; the audio data is never changed, each "
+        "file is replaced whole or not at all, and its previous tags are kept in a journal for --undo. A genre the user "
+        "set is kept unless --overwrite; files this model already tagged are skipped unless --force. "
+        "Exit status 1 if any file failed.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="audio files, folders (walked recursively) or .txt lists of paths")
+    p.add_argument("--write", action="store_true", help="write the tags (default: a dry run that changes nothing)")
+    p.add_argument("--model", default="bundled", help="as for predict (default: bundled)")
+    p.add_argument("--revision", default=None, help="Hub revision for a Hub id")
+    p.add_argument(
+        "--multi",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="write every genre at least this probable as separate values (the top genre always)",
+    )
+    p.add_argument("--tags", action="store_true", help="also write the pretrained tagger's top tags to MUSICGENRE_TAGS")
+    p.add_argument("--num-tags", type=_positive_int, default=5, metavar="N", help="how many tags --tags writes (default 5)")
+    p.add_argument(
+        "--genre-map",
+        default=None,
+        metavar="FILE",
+        help="other spellings of the genres: JSON or 'label = name' lines, e.g. 'hiphop = hip hop' (default: ID3v1's "
+        "names, Blues ... Hip-Hop ... Rock)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace genres the user set (default: keep them)")
+    p.add_argument(
+        "--min-prob",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="skip (and report) files whose top genre is less probable than P (default: tag every readable file)",
+    )
+    p.add_argument(
+        "--journal", default=None, metavar="PATH", help="where to keep the previous tags (default: printed at the end)"
+    )
+    p.add_argument(
+        "--undo", default=None, metavar="JOURNAL", help="restore the tags every file had before the runs that wrote JOURNAL"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="analyse and write files this model already tagged; with --undo, restore files changed since",
+    )
+    p.add_argument(
+        "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _ray_options(p, "worker processes (default 1), or with --ray the Ray actors, each holding the model once")
+    p.set_defaults(func=_tag)
+
     p = sub.add_parser("demo", help="classify a synthetic clip with the bundled model (a smoke test)")
     p.add_argument("--out", default=None, help="where to write the synthetic WAV")
     p.set_defaults(func=_demo)
@@ -335,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from musicgenre.features import jitcache
+
+    jitcache.configure()  # before anything imports numba: librosa's compiled code goes to our own, checked cache
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -17,6 +17,10 @@ class ModelError(MusicGenreError):
     """A model that cannot be found, loaded safely, or applied to the given features."""
 
 
+class TagError(MusicGenreError):
+    """A file whose tags cannot be read or written safely (corrupt tags, unsupported container, no write permission)."""
+
+
 def describe_failure(exc: BaseException) -> str:
     """The message for one failed file in a batch: ours as written, anything else labelled unexpected."""
     if isinstance(exc, MusicGenreError):

@@ -21,6 +21,11 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from musicgenre.audio.example import example_clip  # noqa: E402
 from musicgenre.data.gtzan import default_shared_data  # noqa: E402
+from musicgenre.features import jitcache  # noqa: E402
+
+# The test session is an entry point, as the CLI is: librosa's compiled code (some tests import librosa
+# themselves) goes to that cache, set before anything imports numba (importing musicgenre sets nothing).
+jitcache.configure()
 
 # Property tests: derandomised in CI (repeatable); HYPOTHESIS_PROFILE=thorough searches ten times longer.
 settings.register_profile(

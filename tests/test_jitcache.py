@@ -100,11 +100,11 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     # The next command on the broken cache heals it (it runs while the copies are examined below).
     extracted = _musicgenre(cache, "features", "--librosa", "--no-progress", "--out", str(tmp_path / "one.csv"), str(clips[0]))
 
-    # numba imported before musicgenre: the cache is not ours to repair, but it is never called into either.
+    # numba imported before the cache is configured: it is not ours to repair, but it is never called into either.
     foreign, env = "import numba\n" + REFUSE_TWICE, {**_env(cache), "NUMBA_CACHE_DIR": str(saved)}  # not our folder
     refused = subprocess.run([sys.executable, "-c", foreign], env=env, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 0, refused.stderr[-2000:]
-    assert refused.stdout.count("import musicgenre before librosa") == 2
+    assert refused.stdout.count("call musicgenre.features.jitcache.configure() before importing librosa") == 2
 
     # A marker that vouches for these very files (as if they broke after a check): this process refuses, the cache heals.
     vouched = tmp_path / "vouched"

@@ -1,79 +1,111 @@
-"""The package's layers (docs/architecture.md): every import, at module level or inside a function, goes
-down the stack or stays in its own subpackage; the measurement and test support is never imported by the
-library."""
+"""The package's layers (docs/architecture.md), checked by import-linter's contracts in pyproject.toml: every import,
+at module level or inside a function, goes down the stack or stays in its own subpackage, nothing in the library
+imports the measurement and test support, and no modules import each other. And importing any module changes
+nothing in the process: no environment variable, no thread."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from conftest import ROOT
 
+import musicgenre
+
 PACKAGE = ROOT / "musicgenre"
-# Each subpackage and what it may import besides itself, bottom to top.
-BELOW = {"errors": set(), "util": {"errors"}}
-for layer, under in [("audio", "util"), ("data", "audio"), ("features", "data"), ("models", "features")]:
-    BELOW[layer] = {under, *BELOW[under]}
-BELOW["training"] = {"models", *BELOW["models"]}
-BELOW["study"] = {"training", *BELOW["training"]}
-BELOW["serving"] = {"models", *BELOW["models"]}  # the app never needs training or study code
-TOP = {"__init__", "__main__", "cli", "shallow"}  # entry points, and the skops alias of models.shallow
-BELOW["testing"] = set(BELOW) | TOP
-for name in TOP:
-    BELOW[name] = (set(BELOW) | TOP) - {"testing", name}
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+LAYERS = [name.strip() for c in CONTRACTS if c["type"] == "layers" for layer in c["layers"] for name in layer.split("|")]
 
 
-def unit(module: str) -> str:
-    """``musicgenre.models.io`` -> ``models``; ``musicgenre.cli`` -> ``cli``; ``musicgenre`` -> ``__init__``."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "__init__"
+def lint_imports(root: Path, config: Path = ROOT / "pyproject.toml") -> subprocess.CompletedProcess:
+    """``lint-imports`` on the ``musicgenre`` package found under ``root``, with ``config``'s contracts."""
+    assert LINT_IMPORTS.is_file(), "import-linter is a development dependency: pip install -e '.[dev]'"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(config)]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 
-def imports(path: Path) -> set[str]:
-    """The musicgenre modules ``path`` imports, anywhere in it."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "musicgenre":
-            found |= {node.module} if node.module != "musicgenre" else {f"musicgenre.{a.name}" for a in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "musicgenre"}
-    return found - {"musicgenre.__version__"}
+def test_every_import_goes_down_the_layers_and_none_makes_a_cycle():
+    """import-linter's contracts on the package: its layers (``exhaustive``: a new subpackage or top-level module must
+    be given a place), serving without training code, and no import cycles, lazy ones included."""
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in result.stdout
 
 
-def layer_of(path: Path) -> str:
-    """The subpackage (or top-level module) a file of the package belongs to."""
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return parts[1] if len(parts) > 2 else "__init__" if parts[1] == "__init__" else parts[1]
+def test_the_contracts_report_an_upward_a_testing_and_a_cyclic_import_inside_functions(tmp_path):
+    """The contracts themselves, on a skeleton package that breaks them with imports inside functions only: models
+    importing training code, the CLI importing the test support, two modules of features importing each other."""
+    root = tmp_path / "musicgenre"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for name in LAYERS:
+        if (PACKAGE / name).is_dir():
+            (root / name).mkdir()
+            (root / name / "__init__.py").write_text("")
+        else:
+            (root / f"{name}.py").write_text("")
+    (root / "training" / "metrics.py").write_text("")
+    (root / "models" / "bad.py").write_text("def f():\n    from musicgenre.training.metrics import fmt\n")
+    (root / "cli.py").write_text("def f():\n    from musicgenre.testing import bad_inputs\n")
+    (root / "features" / "a.py").write_text("def f():\n    from musicgenre.features import b\n")
+    (root / "features" / "b.py").write_text("from musicgenre.features import a\n")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    result = lint_imports(tmp_path, tmp_path / "pyproject.toml")
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]
+    out = " ".join(result.stdout.split())
+    assert "musicgenre.models.bad -> musicgenre.training.metrics" in out
+    assert "musicgenre.cli -> musicgenre.testing" in out
+    assert "No cycles are allowed in musicgenre.features" in out
+    assert f"Contracts: 1 kept, {len(CONTRACTS) - 1} broken." in out  # serving imports nothing here
 
 
-def violations(path: Path, here: str) -> list[str]:
-    return [f"{path.name} ({here}) imports {m} ({unit(m)})" for m in sorted(imports(path)) if unit(m) not in {here, *BELOW[here]}]
+# Importing these changes the environment itself, whoever imports them; they are imported before the check.
+THIRD_PARTY = {
+    "sklearn": "sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK (its OpenMP settings) on import",
+}
+CHECK_IMPORTS = """
+import importlib, json, os, sys, threading
+for name in sys.argv[1:]:
+    env, threads = dict(os.environ), threading.active_count()
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # reported, and the other modules still checked
+        print(json.dumps([name, f"cannot be imported: {type(exc).__name__}: {exc}"]))
+        continue
+    changed = sorted(k for k in env.keys() | os.environ.keys() if env.get(k) != os.environ.get(k))
+    if changed or threading.active_count() != threads:
+        print(json.dumps([name, changed, threading.active_count() - threads]))
+"""
 
 
-def test_every_import_goes_down_the_layers():
-    wrong = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        here = layer_of(path)
-        assert here in BELOW, f"{path}: a new subpackage or top-level module; give it a layer here and in docs/architecture.md"
-        wrong += violations(path, here)
-    assert wrong == []
-
-
-def test_the_rule_reports_an_upward_or_a_testing_import(tmp_path):
-    """The checker itself, on files that break the rule: models importing training code, a lazy import of the
-    test support from the library."""
-    bad = tmp_path / "bad.py"
-    bad.write_text("from musicgenre.models import io\n\ndef f():\n    from musicgenre.training.metrics import fmt\n")
-    assert violations(bad, "models") == ["bad.py (models) imports musicgenre.training.metrics (training)"]
-    bad.write_text("def f():\n    from musicgenre.testing import bad_inputs\n")
-    assert violations(bad, "cli") == ["bad.py (cli) imports musicgenre.testing (testing)"]
-    assert layer_of(PACKAGE / "models" / "io.py") == "models" and layer_of(PACKAGE / "__init__.py") == "__init__"
+def test_importing_any_module_changes_no_environment_variable_and_starts_no_thread():
+    """Each module of musicgenre (the package first; not ``__main__``, which runs the command) imported in turn in
+    one fresh process: what a module's import changes is reported against the first module that imports it. The
+    variables musicgenre sets when asked (NUMBA_CACHE_DIR, KERAS_BACKEND) are unset there, so a setdefault shows."""
+    names = [m.name for m in pkgutil.walk_packages(musicgenre.__path__, "musicgenre.") if not m.name.endswith(".__main__")]
+    assert len(names) > 50 and "musicgenre.features.jitcache" in names
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "KERAS_BACKEND")}
+    code = "".join(f"import {name}  # {why}\n" for name, why in THIRD_PARTY.items()) + CHECK_IMPORTS
+    result = subprocess.run(
+        [sys.executable, "-c", code, "musicgenre", *names], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [json.loads(line) for line in result.stdout.splitlines()] == []
 
 
 def test_each_subpackage_says_what_lives_there_and_what_it_may_import():
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
-        assert "May import" in doc and init.parent.name in BELOW, init
+        assert "May import" in doc and init.parent.name in LAYERS, init
 
 
 def test_readme_is_a_front_page_whose_links_resolve():

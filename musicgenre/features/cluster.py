@@ -1,5 +1,6 @@
 """``musicgenre features --ray``: each file's feature rows computed on a Ray cluster (``util.cluster``), as the
-local process pool's worker computes them; ``table.extract_table`` does the rest (resume, atomic saves)."""
+local process pool's worker computes them (``rows.file_rows``); ``table.extract_table`` does the rest (resume,
+atomic saves)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
     actor: there is no model to hold, and tasks start on the workers Ray keeps ready."""
     from threadpoolctl import threadpool_limits
 
-    from musicgenre.features.table import _worker
+    from musicgenre.features.rows import file_rows
 
     if librosa:
         from musicgenre.features import jitcache
@@ -25,7 +26,7 @@ def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
     rows, errors = [], []
     with threadpool_limits(1):  # one core per task, as the local pool's workers: the same values, bit for bit
         for path in batch["path"]:
-            _, new_rows, error = _worker((to_path(path), segment_seconds, librosa))
+            _, new_rows, error = file_rows((to_path(path), segment_seconds, librosa))
             rows.append("" if new_rows is None else json.dumps(new_rows))  # floats round-trip exactly through JSON
             errors.append(error or "")
     return {"path": list(batch["path"]), "rows": rows, "error": errors}

@@ -99,11 +99,11 @@ def _extract(y: np.ndarray, sr: int) -> dict[str, float]:
 
 def extract_features_naive(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """Reference: one librosa call per feature, as the public notebooks do (for tests/benchmarks)."""
-    import librosa
-
     from musicgenre.features.jitcache import ensure_ready
 
-    ensure_ready()
+    ensure_ready()  # first: it points numba at musicgenre's checked cache, which only works before numba is imported
+    import librosa
+
     frames = {
         "chroma_stft": librosa.feature.chroma_stft(y=y, sr=sr),
         "rms": librosa.feature.rms(y=y),

@@ -7,11 +7,13 @@ gave it, finds nothing, and numpy calls a null loop pointer. Every later process
 cache segfaults. musicgenre's own features, spectrograms and models run no compiled code (they
 are NumPy, ``musicgenre.audio.spectral``), so predicting, extracting and serving never load this cache;
 only librosa's reference code does (``musicgenre features --librosa``, the tests, benchmarks and
-any librosa call in a process that imported musicgenre first). For that code:
+any librosa call in a process that configured the cache first). For that code:
 
-- ``configure`` (run by ``musicgenre/__init__`` before numba can be imported) points numba at a
-  folder of our own, keyed by the versions of Python, numba, llvmlite and librosa; worker
-  processes inherit it through ``NUMBA_CACHE_DIR``.
+- ``configure`` points numba at a folder of our own, keyed by the versions of Python, numba, llvmlite
+  and librosa; worker processes inherit it through ``NUMBA_CACHE_DIR``. It must run before numba is
+  imported, so the entry points call it first (``musicgenre.cli.main``, the tests' conftest), and
+  ``ensure_ready`` calls it if nothing did; importing musicgenre sets nothing (issue 34: no module
+  changes the environment on import).
 - ``ensure_ready`` (run before any librosa call) trusts the folder only if a fresh process has
   loaded and run every compiled function we use from exactly these files (a manifest of names,
   sizes and times). Otherwise it takes a file lock, and one process checks it in a child
@@ -171,7 +173,7 @@ class _Locked:
         self.lock.release()
 
 
-_BROKEN_EXIT = 3  # the child found null loop pointers
+BROKEN_EXIT = 3  # the child found null loop pointers (jitcheck exits with it)
 _CHILD_TIMEOUT_S = 1800.0
 
 
@@ -186,7 +188,7 @@ def _run_child(folder: Path) -> str | None:
 
     path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(folder), _CHILD_ENV: "1", "PYTHONPATH": path}
-    code = "from musicgenre.features.jitcache import exercise; exercise()"
+    code = "from musicgenre.features.jitcheck import exercise; exercise()"  # a program run by name, not an import
     try:
         proc = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=_CHILD_TIMEOUT_S
@@ -202,7 +204,7 @@ def _run_child(folder: Path) -> str | None:
         except ValueError:
             name = f"signal {-proc.returncode}"
         return f"a process using it died with {name}"
-    if proc.returncode == _BROKEN_EXIT:
+    if proc.returncode == BROKEN_EXIT:
         return tail[-1] if tail else "null loop pointers"
     raise JitCacheError(f"compiling librosa's code failed: {tail[-1] if tail else f'exit status {proc.returncode}'}")
 
@@ -284,16 +286,17 @@ def ensure_ready(modules: tuple[str, ...] | None = None) -> None:
     with _state:
         if _poisoned:
             raise JitCacheError(_poisoned)
-        link = _active_folder()
+        link = _active_folder() if _configured is not None else configure()  # a library caller's first librosa call
         if not _ready and link is not None and not _verified(link):
             with _Locked(link):
                 if not _verified(link):  # another process may have built it while we waited
                     _check(link)
         broken = broken_loops(modules)
-        if broken and link is None:  # numba was imported before musicgenre, so its cache is not ours to repair
+        if broken and link is None:  # numba was imported before the cache was configured: it is not ours to repair
             _poisoned = (
                 f"librosa's compiled-code cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside librosa'}) is broken: null "
-                f"loop pointers in {', '.join(broken)}. Delete its *.nbi and *.nbc files, or import musicgenre before librosa."
+                f"loop pointers in {', '.join(broken)}. Delete its *.nbi and *.nbc files, or call "
+                "musicgenre.features.jitcache.configure() before importing librosa."
             )
         elif broken:  # cannot happen with a verified cache; if it does, never call into it
             with _Locked(link):
@@ -372,20 +375,3 @@ def broken_loops(modules: tuple[str, ...] = ()) -> list[str]:
             if isinstance(ufunc, np.ufunc) and _null_loops(ufunc):
                 found.append(f"{modname}.{attr}")
     return sorted(set(found))
-
-
-def exercise() -> None:
-    """Every compiled path musicgenre uses (librosa's reference feature code) on a short clip: compiles (or loads)
-    all of it, at the dtypes we use."""
-    from musicgenre.audio.example import example_clip
-    from musicgenre.features.handcrafted import extract_features_naive
-
-    _exit_if_broken(broken_loops(LIBROSA))
-    extract_features_naive(example_clip(3.0))
-    _exit_if_broken(broken_loops())
-
-
-def _exit_if_broken(broken: list[str]) -> None:
-    if broken:
-        print(f"null loop pointers in {', '.join(broken)}", file=sys.stderr)
-        sys.exit(_BROKEN_EXIT)

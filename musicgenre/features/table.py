@@ -16,11 +16,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from musicgenre.audio.io import load_audio, windows
-from musicgenre.data.gtzan import find_audio_files, label_from_path, track_id
-from musicgenre.errors import AudioError, DataError, MusicGenreError, describe_failure
+from musicgenre.data.gtzan import find_audio_files, track_id
+from musicgenre.errors import DataError, MusicGenreError
 from musicgenre.features import jitcache
-from musicgenre.features.handcrafted import FEATURE_COLUMNS, SAMPLE_RATE, TABLE_COLUMNS, extract_features, extract_features_naive
+from musicgenre.features.handcrafted import FEATURE_COLUMNS, TABLE_COLUMNS
+from musicgenre.features.rows import clip_rows, file_rows, row_names
 from musicgenre.util.atomic import atomic_open, remove_stale_temporaries
 from musicgenre.util.parquet import pyarrow_parquet, read_own_table, write_table_atomic
 from musicgenre.util.resumable import ExtractionReport, fill_table
@@ -28,39 +28,7 @@ from musicgenre.util.resumable import ExtractionReport, fill_table
 if TYPE_CHECKING:
     import pandas as pd
 
-
-def row_names(path: Path, segment_seconds: float | None, n_segments: int) -> list[str]:
-    """Table ``filename`` values: ``x.wav`` for a clip, ``x.0.wav``, ``x.1.wav``... for segments."""
-    if not segment_seconds:
-        return [path.name]
-    return [f"{path.stem}.{i}{path.suffix}" for i in range(n_segments)]
-
-
-def clip_rows(path: Path, segment_seconds: float | None = None, librosa: bool = False) -> list[dict]:
-    """Feature rows of one audio file (one row, or one per full segment); ``librosa``: by librosa's own calls."""
-    audio = load_audio(path, sr=SAMPLE_RATE)
-    y = audio.samples
-    parts = [y]
-    if segment_seconds:
-        size = int(round(segment_seconds * SAMPLE_RATE))
-        parts = [w for w in windows(y, SAMPLE_RATE, segment_seconds) if len(w) == size]  # full segments only
-        if not parts:
-            raise AudioError(f"{path.name}: shorter than one {segment_seconds:g}-second segment ({audio.seconds:.2f} s)")
-    label = label_from_path(path)
-    names = row_names(path, segment_seconds, len(parts))
-    extract = extract_features_naive if librosa else extract_features
-    return [
-        {"filename": name, "length": len(part), **extract(part, SAMPLE_RATE), "label": label}
-        for name, part in zip(names, parts, strict=True)
-    ]
-
-
-def _worker(args: tuple[Path, float | None, bool]) -> tuple[Path, list[dict] | None, str | None]:
-    path, segment_seconds, librosa = args
-    try:
-        return path, clip_rows(path, segment_seconds, librosa), None
-    except Exception as exc:  # one bad file is reported and skipped, never fatal to the batch
-        return path, None, describe_failure(exc)
+__all__ = ["clip_rows", "extract_inputs", "extract_table", "load_feature_table", "read_rows", "row_names", "write_rows_atomic"]
 
 
 def _init_worker() -> None:
@@ -146,13 +114,13 @@ def _results(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):  # as in the pool's workers (and Ray's actors): the same values, bit for bit
-            yield from map(_worker, jobs)
+            yield from map(file_rows, jobs)
         return
     done = 0
     for deaths in range(3):
         try:
             with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                for result in pool.map(_worker, jobs[done:], chunksize=1):
+                for result in pool.map(file_rows, jobs[done:], chunksize=1):
                     done += 1
                     yield result
             return

@@ -1,5 +1,5 @@
 """``musicgenre predict --ray``: each file's JSON line computed on a Ray cluster (``util.cluster``) by actors
-that each load the model once."""
+that each load the model once. (``embed --ray``'s actors live beside the table they fill, in ``embeddings``.)"""
 
 from __future__ import annotations
 
@@ -37,41 +37,3 @@ def predict_lines(
     kwargs = {"model": model, "revision": revision, "max_seconds": max_seconds, "tags": tags}
     for row in run_per_path(list(files), _Predictor, kwargs, address, workers):
         yield json.loads(row["line"])
-
-
-class _EmbedActor:
-    """A Ray actor holding one backbone: each file's embedding-table row (the vector as float32 bytes, exact)."""
-
-    def __init__(self, settings: dict):
-        from musicgenre.models.embeddings import Embedder, EmbeddingSettings
-
-        self.embedder = Embedder(EmbeddingSettings(**settings))
-
-    def __call__(self, batch: dict) -> dict:
-        from musicgenre.util.uri import to_path
-
-        out = {"path": list(batch["path"]), "row": [], "vector": [], "error": []}
-        for path in batch["path"]:
-            _, rows, error = self.embedder.result(to_path(path))
-            row = rows[0] if rows else {}
-            out["vector"].append(row.pop("embedding").tobytes() if rows else b"")
-            out["row"].append(json.dumps(row))
-            out["error"].append(error or "")
-        return out
-
-
-def embedding_results(todo: list, settings, address: str | None = None, workers: int | None = None) -> Iterator[tuple]:
-    """Each file's ``(path, rows, error)`` as ``embeddings.embed_inputs`` takes them, computed on the cluster, in the
-    order of ``todo``."""
-    from dataclasses import asdict
-
-    import numpy as np
-
-    by_name = {str(p): p for p in todo}
-    for out in run_per_path(list(by_name), _EmbedActor, {"settings": asdict(settings)}, address, workers):
-        if out["error"]:
-            yield by_name[out["path"]], None, out["error"]
-            continue
-        row = json.loads(out["row"])
-        row["embedding"] = np.frombuffer(out["vector"], dtype=np.float32).copy()
-        yield by_name[out["path"]], [row], None

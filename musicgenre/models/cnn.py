@@ -25,8 +25,6 @@ from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.util.atomic import atomic_folder
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
-
 FORMAT = "musicgenre-cnn"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
@@ -34,6 +32,16 @@ ONNX_TOLERANCE = 1e-5  # largest probability change the ONNX copy may make on a 
 SAMPLE_RATE = 22050
 N_MELS = 128
 HOP = 512
+
+
+def import_keras():
+    """``import keras``, on the torch backend unless ``KERAS_BACKEND`` names another. Keras reads that variable once,
+    on its first import, so it is set here, right before that import, and not when this module is imported
+    (issue 34); worker processes started later inherit it."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    return keras
 
 
 def mel_power(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -68,9 +76,8 @@ def build_cnn(seconds: float, width: int = 16, blocks: int = 4, dropout: float =
     stopping evaluates, and a held-out fold then scores at chance (3 s inputs, fold 0 of the 76-clip CV,
     seed 0: 0.07 vs 0.64 per segment after 8 epochs).
     """
-    import keras
-    from keras import layers
-
+    keras = import_keras()
+    layers = keras.layers
     inputs = keras.Input(shape=(frames(seconds), N_MELS, 1), name="log_mel")
     x = inputs
     for b in range(blocks):
@@ -156,7 +163,7 @@ def window_inputs(parts: list[np.ndarray], seconds: float, sr: int = SAMPLE_RATE
 
 def _inference_copy(network):
     """The same layers and weights without the optimizer's state (Adam's moments would triple the file)."""
-    import keras
+    keras = import_keras()
 
     if getattr(network, "optimizer", None) is None:  # uncompiled (e.g. loaded with compile=False): nothing to drop
         return network
@@ -201,7 +208,7 @@ def load_cnn(folder: str | os.PathLike, config: dict) -> CnnModel:
             raise ModelError(f"{folder}: cannot load {ONNX_FILE} ({type(exc).__name__}: {str(exc)[:200]})") from None
         meta["runtime"] = "onnxruntime"
         return CnnModel(network, float(config["window_seconds"]), list(config["labels"]), int(config["sample_rate"]), meta)
-    import keras
+    keras = import_keras()
 
     try:
         network = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)

@@ -10,7 +10,7 @@ The table is built like the feature table (``util.resumable``): resumable, saved
 listed and never fatal. What made the embeddings (backbone and the SHA-256 of its ONNX file, layer, level
 normalisation, length cap) is stored in the Parquet schema's metadata, and a rerun that would mix in other
 embeddings is refused. With ``--ray`` the files are embedded by Ray actors that each hold the backbone
-(``models.cluster``).
+(``_EmbedActor``, here rather than in ``models.cluster``: each needed the other).
 """
 
 from __future__ import annotations
@@ -147,8 +147,6 @@ def embed_inputs(
     if cluster is None:
         results = _local_results(todo, settings)
     else:
-        from musicgenre.models.cluster import embedding_results
-
         results = embedding_results(todo, settings, cluster or None, workers)
     backbone = load_backbone(settings.backbone)
     width = sum(backbone.config["embeddings"][name] for name in LAYERS[settings.layer])
@@ -157,3 +155,39 @@ def embed_inputs(
         write_embeddings_atomic(out, rows, identity, width)
 
     return fill_table(results, rows, save, out, report, len(todo), save_every, progress, desc="embeddings")
+
+
+class _EmbedActor:
+    """A Ray actor holding one backbone: each file's embedding-table row (the vector as float32 bytes, exact)."""
+
+    def __init__(self, settings: dict):
+        self.embedder = Embedder(EmbeddingSettings(**settings))
+
+    def __call__(self, batch: dict) -> dict:
+        from musicgenre.util.uri import to_path
+
+        out = {"path": list(batch["path"]), "row": [], "vector": [], "error": []}
+        for path in batch["path"]:
+            _, rows, error = self.embedder.result(to_path(path))
+            row = rows[0] if rows else {}
+            out["vector"].append(row.pop("embedding").tobytes() if rows else b"")
+            out["row"].append(json.dumps(row))
+            out["error"].append(error or "")
+        return out
+
+
+def embedding_results(
+    todo: list, settings: EmbeddingSettings, address: str | None = None, workers: int | None = None
+) -> Iterator[tuple]:
+    """Each file's ``(path, rows, error)`` as ``embed_inputs`` takes them, computed on the cluster by ``_EmbedActor``s,
+    in the order of ``todo``."""
+    from musicgenre.util.cluster import run_per_path
+
+    by_name = {str(p): p for p in todo}
+    for out in run_per_path(list(by_name), _EmbedActor, {"settings": asdict(settings)}, address, workers):
+        if out["error"]:
+            yield by_name[out["path"]], None, out["error"]
+            continue
+        row = json.loads(out["row"])
+        row["embedding"] = np.frombuffer(out["vector"], dtype=np.float32).copy()
+        yield by_name[out["path"]], [row], None

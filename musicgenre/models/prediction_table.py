@@ -21,7 +21,6 @@ from musicgenre.util.atomic import remove_stale_temporaries
 from musicgenre.util.parquet import META_KEY, read_own_table, write_table_atomic
 from musicgenre.util.resumable import ExtractionReport, fill_table
 
-
 # ``audio.quality.Quality.to_dict``'s fields: measurements, then the issues' codes and plain-language notes
 _QUALITY_FLOATS = ("duration_s", "level_dbfs", "peak_dbfs", "clipped_fraction", "crest_db", "silence_fraction")
 _QUALITY_MORE = ("snr_db", "noise_floor_dbfs", "speech_fraction")

@@ -19,7 +19,7 @@ import numpy as np
 
 from musicgenre.data.gtzan import GENRES, Clip
 from musicgenre.data.splits import kfold
-from musicgenre.models.cnn import SAMPLE_RATE, CnnModel, build_cnn, frames, log_mel, mel_power, to_input
+from musicgenre.models.cnn import SAMPLE_RATE, CnnModel, build_cnn, frames, import_keras, log_mel, mel_power, to_input
 from musicgenre.training.metrics import classification_metrics, track_level
 
 
@@ -115,7 +115,7 @@ def pooled(probs: np.ndarray, labels: np.ndarray, owner: np.ndarray) -> dict:
 
 def fit(train: list[Clip], valid: list[Clip] | None, settings: CnnSettings, epochs: int | None = None):
     """Train a fresh network; with ``valid``, stop when its loss stops improving (best weights kept)."""
-    import keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)

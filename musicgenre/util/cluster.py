@@ -1,6 +1,6 @@
 """Per-file work on a Ray cluster, for collections too large for one machine: joining the cluster
-and mapping a function or an actor class over paths. ``features.cluster`` (feature rows) and
-``models.cluster`` (``predict`` lines and embedding rows) are its uses.
+and mapping a function or an actor class over paths. ``features.cluster`` (feature rows),
+``models.cluster`` (``predict`` lines) and ``models.embeddings`` (embedding rows) are its uses.
 
 The cluster only computes: each file's rows (or JSON line) come back to the driver, which does what the
 local path does with them (``table.extract_table``: skip what the table already holds, save atomically
