@@ -144,6 +144,27 @@ def test_predictions_on_the_cluster_are_the_local_ones(cluster, clips, tmp_path)
         assert max(abs(mine["scores"][g] - theirs["scores"][g]) for g in mine["scores"]) < 1e-6
 
 
+def test_tagging_on_the_cluster_writes_what_a_local_run_writes(cluster, clips, tmp_path):
+    """``tag --write --ray``: actors analyse, the command's machine writes; the same genres and records as locally."""
+    import shutil
+
+    from musicgenre.tagging.formats import read_tags
+    from musicgenre.tagging.names import Record
+
+    written = []
+    for where in ([], ["--ray", cluster]):
+        folder = tmp_path / ("ray" if where else "local")
+        folder.mkdir()
+        copies = [shutil.copy(c, folder / c.name) for c in clips[:4]]
+        proc = _musicgenre("tag", "--write", "--no-progress", "--journal", str(folder / "j.jsonl"), *where, str(folder))
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+        written.append([(read_tags(c).genres, Record.decode(read_tags(c).record)) for c in copies])
+    for (genres, record), (their_genres, theirs) in zip(*written, strict=True):
+        assert genres == their_genres == record.genres == theirs.genres
+        assert max(abs(record.scores[g] - theirs.scores[g]) for g in record.scores) <= 1e-3
+
+
 def _embed(*args: str) -> tuple[int, str]:
     proc = _musicgenre("embed", "--no-progress", *args)
     _, err = proc.communicate(timeout=900)
