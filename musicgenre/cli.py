@@ -195,7 +195,7 @@ def _tag(args: argparse.Namespace) -> int:
     )
     report = tag_paths(args.paths, settings)
     print(report.summary(args.write), file=sys.stderr)
-    return 1 if report.failed else 0
+    return 130 if report.interrupted else 1 if report.failed else 0
 
 
 def _probability(text: str) -> float:

@@ -174,8 +174,10 @@ def test_workers_match_one_process(library, capsys) -> None:
     assert sorted(one) == sorted(two)
 
 
-def test_interrupted_run_leaves_files_whole_and_resumes(tmp_path) -> None:
-    """SIGTERM while writing: every file is either untouched or fully tagged, and a rerun finishes the rest."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_leaves_files_whole_and_resumes(tmp_path, signum) -> None:
+    """SIGTERM or Ctrl-C while writing: every file is either untouched or fully tagged, and a rerun finishes the rest
+    (after Ctrl-C the command says where the journal is)."""
     files = _make(tmp_path / "music", n=12)
     originals = _state(files)
     journal = tmp_path / "journal.jsonl"
@@ -196,10 +198,13 @@ def test_interrupted_run_leaves_files_whole_and_resumes(tmp_path) -> None:
     for line in proc.stdout:
         tagged_rows += line.rstrip().endswith("tagged")
         if tagged_rows == 3:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             break
     proc.wait(timeout=60)
     assert proc.returncode != 0
+    if signum == signal.SIGINT:
+        err = proc.stderr.read()
+        assert proc.returncode == 130 and "interrupted" in err and f"journal: {journal}" in err
     changed = [p for p in files if hashlib.sha256(p.read_bytes()).hexdigest() != originals[p]]
     assert 3 <= len(changed) < len(files)
     for p in changed:  # fully tagged, never half

@@ -83,6 +83,7 @@ HEADER = "file\tcurrent genre\tproposed genre\tprobability\taction"
 class TagReport:
     outcomes: list[Outcome] = field(default_factory=list)
     journal: Path | None = None
+    interrupted: bool = False  # Ctrl-C: the files done so far are whole and journaled; a rerun does the rest
 
     def count(self, action: str) -> int:
         return sum(o.action == action for o in self.outcomes)
@@ -97,6 +98,8 @@ class TagReport:
         parts += [f"{self.count('below')} below --min-prob", f"{self.failed} failed"]
         lines = [f"musicgenre tag: {len(self.outcomes)} files: " + ", ".join(parts)]
         lines += [f"  failed: {o.file}: {o.detail}" for o in self.outcomes if o.action == "failed"]
+        if self.interrupted:
+            lines.append("interrupted: every file is either untouched or fully tagged; rerun the command to do the rest")
         if self.journal is not None:
             lines.append(f"journal: {self.journal} (undo with: musicgenre tag --undo {self.journal})")
         elif write:
@@ -228,6 +231,8 @@ def tag_paths(paths: list[str], settings: TagSettings, out=None) -> TagReport:
             outcome = pending[line["file"]]
             _decide(outcome, line, names, model, settings, journal)
             bar.write(outcome.row(), file=out)
+    except KeyboardInterrupt:
+        report.interrupted = True
     finally:
         bar.close()
     return report
