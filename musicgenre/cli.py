@@ -164,6 +164,9 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def _tag(args: argparse.Namespace) -> int:
     """Propose (or with --write, write) each file's genre; --undo JOURNAL puts the previous tags back."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 (old Latin-1 libraries) print escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if args.undo is not None:
         from musicgenre.tagging.undo import undo, undo_summary
 

@@ -217,3 +217,35 @@ def test_interrupted_run_leaves_files_whole_and_resumes(tmp_path, signum) -> Non
     assert sum(row[4] == "done" for row in rows) == len(changed)  # not analysed or written again
     assert all(Record.decode(read_tags(p).record) is not None for p in files)
     assert not [p for p in (tmp_path / "music").rglob(".*")]
+
+
+def test_undo_keeps_what_the_user_added_after_tagging_and_links_are_tagged_once(tmp_path, capsys) -> None:
+    """A tag block that tagging created but the user has added to since: undo removes only our fields. A file
+    reached by two names (a symlink) is analysed, written and journaled once."""
+    from mutagen.id3 import ID3, TIT2
+
+    music = tmp_path / "music"
+    (song,) = _make(music, n=1)
+    (music / "link.mp3").symlink_to(song)
+    journal = tmp_path / "j.jsonl"
+    code, rows, _ = _run(capsys, "--write", "--journal", str(journal), str(music))
+    assert code == 0 and [row[4] for row in rows] == ["tagged"]
+    tags = ID3(song)
+    tags.add(TIT2(encoding=3, text=["My title"]))
+    tags.save()
+    assert main(["tag", "--undo", str(journal)]) == 0
+    after = ID3(song)
+    assert str(after["TIT2"]) == "My title" and not after.getall("TCON") and not after.getall("TXXX")
+
+
+def test_a_genre_set_while_the_run_analysed_is_left_alone(tmp_path) -> None:
+    from musicgenre.tagging.journal import Journal
+    from musicgenre.tagging.run import ChangedMeanwhileError, _write
+
+    (song,) = _make(tmp_path, n=1)
+    seen = read_tags(song)
+    _set_genre(song, "Polka")  # e.g. a tag editor, while the model was busy with the rest of the library
+    state = _state([song])
+    with pytest.raises(ChangedMeanwhileError, match=str(song)):
+        _write(song, ["Rock"], Record("m", ["Rock"], {"rock": 1.0}), None, lambda: Journal(tmp_path / "j"), seen)
+    assert _state([song]) == state and not (tmp_path / "j").exists()

@@ -162,9 +162,15 @@ def restore(path: str | os.PathLike, snap: dict) -> None:
     check_payload(path, kind)
     with guard(path, "restore the tags"):
         audio = _load(path, kind, raw=True)
-        if not snap["tagged"]:
+        if not snap["tagged"] and _only_ours(audio, kind):
             audio.delete()  # no-op without tags; removes the whole ID3 tag/chunk or FLAC comment block
-        elif kind in _ID3:
+            if kind == "mp3":
+                _put_v1(path, base64.b64decode(snap["id3v1"]) if snap["id3v1"] else None)
+            return
+        if not snap["tagged"]:  # the block is new, but the user has added to it since: remove only our fields
+            version = audio.tags.version[1] if kind in _ID3 else None
+            snap = {**snap, "frames": {}, "comments": [], "atoms": [], "freeform": {}, "id3_version": version}
+        if kind in _ID3:
             if audio.tags is None:
                 audio.add_tags()
             if audio.tags.version[1] != snap["id3_version"]:  # re-saved since in the other version: convert its frames
@@ -204,6 +210,18 @@ def restore(path: str | os.PathLike, snap: dict) -> None:
             audio.save()
         if kind == "mp3":
             _put_v1(path, base64.b64decode(snap["id3v1"]) if snap["id3v1"] else None)
+
+
+def _only_ours(audio, kind: str) -> bool:
+    """Whether the file's tag block holds nothing but the fields ``write_tags`` sets (so removing it loses nothing)."""
+    tags = audio.tags
+    if tags is None:
+        return True
+    if kind in _ID3:
+        return all(key in _ID3_KEYS for key in tags.keys())
+    if kind in _VORBIS:
+        return all(key.lower() in _VC_KEYS for key, _ in tags)
+    return all(key in ("\xa9gen", _MP4_SCORES, _MP4_TAGS) for key in tags.keys()) and not tags._failed_atoms
 
 
 def _load(path, kind: str, raw: bool):

@@ -69,6 +69,7 @@ class Outcome:
     probability: float | None = None
     action: str = ""  # tag, tagged, kept, done, below, failed
     detail: str = ""
+    seen: object = field(default=None, repr=False)  # the tags read at the start (formats.FileTags)
 
     def row(self) -> str:
         p = "" if self.probability is None else f"{self.probability:.3f}"
@@ -112,7 +113,7 @@ def collect(paths: list[str]) -> tuple[list[Path], list[Outcome]]:
     failed outcome for each path that is missing or a folder with no audio in it."""
     from musicgenre.data.gtzan import expand_lists
 
-    files: dict[Path, None] = {}
+    files: dict[tuple[int, int], Path] = {}  # one name per file: a symlink or hard link to a file already listed is left out
     failures = []
     for item in expand_lists(paths):
         path = Path(item).absolute()
@@ -120,12 +121,18 @@ def collect(paths: list[str]) -> tuple[list[Path], list[Outcome]]:
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
             if not found:
                 failures.append(Outcome(str(path), action="failed", detail="no audio files in this folder"))
-            files.update(dict.fromkeys(found))
         elif path.exists():
-            files[path] = None
+            found = [path]
         else:
             failures.append(Outcome(str(path), action="failed", detail="no such file or folder"))
-    return list(files), failures
+            continue
+        for p in found:
+            try:
+                st = p.stat()
+            except OSError:  # vanished since the walk: read_tags reports it
+                st = None
+            files.setdefault((st.st_dev, st.st_ino) if st else (-1, len(files)), p)
+    return list(files.values()), failures
 
 
 def _needs_analysis(outcome: Outcome, tags, model: str, settings: TagSettings) -> bool:
@@ -157,15 +164,33 @@ def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
     )
 
 
-def _write(path: Path, genres: list[str], record: Record, tags: list[str] | None, journal) -> None:
-    """Rewrite one file with its new tags; its previous tags are journaled just before the new file replaces it."""
-    from musicgenre.tagging.formats import snapshot, write_tags
+class ChangedMeanwhileError(TagError):
+    """The file's tags changed between the run reading them and writing: someone else's edit wins."""
+
+
+def _write(path: Path, genres: list[str], record: Record, tags: list[str] | None, journal, seen=None) -> None:
+    """Rewrite one file with its new tags; its previous tags are journaled just before the new file replaces it.
+
+    ``seen``: the tags the run decided on. The analysis may take long on a large library; if the genre or the
+    record changed since (a tag editor, ``beet write``), the file is left alone (``ChangedMeanwhileError``). A change
+    after the copy is made is caught by ``safety.rewrite`` itself.
+    """
+    from musicgenre.tagging.formats import read_tags, snapshot, write_tags
     from musicgenre.tagging.safety import rewrite
+
+    def edit(tmp: Path) -> None:
+        if seen is not None:
+            now = read_tags(tmp)
+            if (now.genres, now.record) != (seen.genres, seen.record):
+                raise ChangedMeanwhileError(
+                    f"{path}: its genre changed while the run was analysing it; left alone (rerun to decide)"
+                )
+        write_tags(tmp, genres, record.encode(), tags)
 
     before = snapshot(path)
     rewrite(
         path,
-        lambda tmp: write_tags(tmp, genres, record.encode(), tags),
+        edit,
         before_commit=lambda: journal().record(str(path), before, genres=genres),
         verify=_same_audio,
     )
@@ -218,7 +243,7 @@ def tag_paths(paths: list[str], settings: TagSettings, out=None) -> TagReport:
             report.outcomes.append(outcome)
             print(outcome.row(), file=out, flush=True)
             continue
-        outcome.current = current.genres
+        outcome.current, outcome.seen = current.genres, current
         report.outcomes.append(outcome)
         if _needs_analysis(outcome, current, model, settings):
             pending[str(path)] = outcome
@@ -256,8 +281,10 @@ def _decide(outcome: Outcome, line: dict, names: dict[str, str], model: str, set
         return
     tags = [t["tag"] for t in line.get("tags", [])] if settings.tags else None
     try:
-        _write(Path(outcome.file), outcome.proposed, Record(model, outcome.proposed, scores), tags, journal)
+        _write(Path(outcome.file), outcome.proposed, Record(model, outcome.proposed, scores), tags, journal, outcome.seen)
         outcome.action = "tagged"
+    except ChangedMeanwhileError as exc:
+        outcome.action, outcome.detail = "kept", str(exc).removeprefix(f"{outcome.file}: ")
     except MusicGenreError as exc:
         outcome.action, outcome.detail = "failed", describe_failure(exc)
     except OSError as exc:

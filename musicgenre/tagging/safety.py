@@ -312,7 +312,10 @@ def rewrite(
         before = os.stat(target)
         tmp = _temporary(target)
         shutil.copyfile(target, tmp)
-        edit(tmp)
+        try:
+            edit(tmp)
+        except TagError as exc:  # about the copy, which the user never sees: name their file instead
+            raise type(exc)(str(exc).replace(str(tmp.absolute()), shown).replace(str(tmp), shown)) from None
         if verify is not None:
             verify(target, tmp)
         _fsync_file(tmp)
