@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.audio.io import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
 from musicgenre.serving.gradio_import import import_gradio
@@ -43,7 +44,6 @@ from musicgenre.serving.service import (
     mel_spectrogram_db,
     ordered_scores,
 )
-from musicgenre.util.args import parse_dataclasses
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

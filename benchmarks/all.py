@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musicgenre.util.args import parse_dataclasses
+from musicgenre.arguments import parse_dataclasses
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("features", "inference", "transformer_inference", "load", "startup", "scale")

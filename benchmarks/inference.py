@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.audio.example import example_clip
 from musicgenre.audio.io import load_audio
 from musicgenre.data.gtzan import default_shared_data, find_audio_files
 from musicgenre.features.handcrafted import SAMPLE_RATE
 from musicgenre.testing.inference_benchmark import SERVED, inference_benchmark
-from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
 SHARED = default_shared_data()

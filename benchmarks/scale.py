@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.testing.benchmark import print_table, scale_benchmark
-from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
 

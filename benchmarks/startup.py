@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musicgenre.util.args import parse_dataclasses
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.util.atomic import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]

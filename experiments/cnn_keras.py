@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data, load_clips
 from musicgenre.models.cnn import build_cnn, save_cnn
 from musicgenre.training.cnn import CnnSettings, cross_validate, model_card, train_final
-from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
 

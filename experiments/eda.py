@@ -16,12 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import GENRES, default_shared_data, find_audio_files, load_clips, track_id
 from musicgenre.data.splits import filtered_split
 from musicgenre.features.handcrafted import SAMPLE_RATE
 from musicgenre.features.table import extract_table, load_feature_table
 from musicgenre.study.eda import write_eda
-from musicgenre.util.args import parse_dataclasses
 
 SHARED = default_shared_data()
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.features.table import load_feature_table
 from musicgenre.study.ceiling import candidates, filtered_ceiling
 from musicgenre.training.shallow_study import FeatureSet
-from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
 SHARED = default_shared_data()

@@ -24,6 +24,7 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
 from musicgenre.training.probe import (
@@ -37,7 +38,6 @@ from musicgenre.training.probe import (
 )
 from musicgenre.training.probe_top import TopSettings
 from musicgenre.training.probe_top import cross_validate as cross_validate_top
-from musicgenre.util.args import parse_dataclasses
 from musicgenre.util.atomic import write_json_atomic
 
 

@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.errors import MusicGenreError
 from musicgenre.study.report import gather, render, robustness_studies, update_readme
-from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass

@@ -4,7 +4,7 @@
         [--degradations phone mp3_64k ...] [--families features features_table probe cnn] [--augment phone] [--models DIR ...]
 
 Grouped 5-fold CV by track (the CNN's and the probe's folds, seed 0): each family is fitted inside each
-fold on clean clips with the recipe of the model the package ships (musicgenre/study/robustness.py;
+fold on clean clips with the recipe of the model the package ships (musicgenre/study/robustness/;
 features_table also trains on the public table's rows of every other track, --feature_table, by default
 the shared data's), and only the held-out clips are degraded (musicgenre/audio/degradations.py) and scored.
 Each family is also refitted with degraded copies of its training clips (--augment; 'none' skips it;
@@ -21,10 +21,12 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.study.robustness import StudySettings, run_study, summary_lines
-from musicgenre.util.args import parse_dataclasses
+from musicgenre.study.robustness.catalogue import StudySettings
+from musicgenre.study.robustness.report import summary_lines
+from musicgenre.study.robustness.run import run_study
 
 
 @dataclass

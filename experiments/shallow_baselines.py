@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.models.shallow import MODELS
 from musicgenre.training.shallow_study import run_all
-from musicgenre.util.args import parse_dataclasses
 
 SHARED = default_shared_data()
 

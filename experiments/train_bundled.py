@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.study.bundle import train_bundled
-from musicgenre.util.args import parse_dataclasses
 
 SHARED = default_shared_data()
 

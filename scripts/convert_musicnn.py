@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.models.musicnn import DEFAULT_BACKBONE
 from musicgenre.models.musicnn_convert import convert, fetch_wheel
-from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import find_audio_files
 from musicgenre.features.table import extract_table
-from musicgenre.util.args import parse_dataclasses
 
 
 @dataclass

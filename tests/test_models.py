@@ -20,7 +20,7 @@ from musicgenre.features.table import load_feature_table
 from musicgenre.models.io import ShallowModel, load_model_folder, save_model
 from musicgenre.models.shallow import MODELS, make_pipeline, tune
 from musicgenre.study.bundle import train_bundled
-from musicgenre.study.robustness import degraded_feature_rows
+from musicgenre.study.robustness.views import degraded_feature_rows
 from musicgenre.training.shallow_study import FeatureSet, run_all, run_protocol
 
 

@@ -37,14 +37,9 @@ def test_views_give_each_served_model_its_own_answer(mini_clips):
     from musicgenre.models.io import resolve_model
     from musicgenre.models.musicnn import load_backbone
     from musicgenre.models.predict import predict_array
-    from musicgenre.study.robustness import (
-        DEGRADE_RATE,
-        Recipes,
-        cnn_probabilities,
-        features_probabilities,
-        probe_probabilities,
-        views_of,
-    )
+    from musicgenre.study.robustness.catalogue import DEGRADE_RATE, Recipes
+    from musicgenre.study.robustness.fit import cnn_probabilities, features_probabilities, probe_probabilities
+    from musicgenre.study.robustness.views import views_of
 
     recipes = Recipes.bundled()
     clip = next(c for c in mini_clips if c.name.startswith("jazz."))
@@ -70,8 +65,8 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_huber
     checkpoint); then a rerun recomputes nothing, and the report draws the heat map."""
     import robustness as experiment
 
-    from musicgenre.study import robustness as robustness_study
     from musicgenre.study.report import render, robustness_studies
+    from musicgenre.study.robustness import run, views
 
     data = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=4, seconds=4.0)
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -135,9 +130,9 @@ def test_the_study_end_to_end_on_a_few_clips(shared_data, mini_clips, tiny_huber
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr(robustness_study, "run_family", refuse)
-    monkeypatch.setattr(robustness_study, "score_external", refuse)
-    monkeypatch.setattr(robustness_study, "views_of", refuse)
+    monkeypatch.setattr(run, "run_family", refuse)
+    monkeypatch.setattr(run, "score_external", refuse)
+    monkeypatch.setattr(views, "views_of", refuse)
     experiment.main([*argv, "--workers", "1"])
     assert json.loads((out / "results.json").read_text())["models"] == study["models"]
 
@@ -152,7 +147,9 @@ def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_
     """A degradation that leaves no audio (an empty clip: silence is now answered, flagged uncertain) leaves no views:
     listed per clip, shown as missing, the rest scored; an undecodable file is listed and left out."""
     from musicgenre.audio import degradations
-    from musicgenre.study.robustness import Recipes, StudySettings, ViewStore, prepare, run_family
+    from musicgenre.study.robustness.catalogue import Recipes, StudySettings
+    from musicgenre.study.robustness.run import run_family
+    from musicgenre.study.robustness.views import ViewStore, prepare
 
     silent = degradations.Degradation("silence", "nothing left", lambda y, sr, rng: y[:0], pedalboard=False)
     monkeypatch.setitem(degradations.DEGRADATIONS, "silence", silent)
@@ -176,7 +173,8 @@ def test_a_condition_without_usable_audio_is_recorded_not_fatal(mini_clips, tmp_
     ],
 )
 def test_bad_settings_are_clear_errors(mini_clips, tmp_path, change, message):
-    from musicgenre.study.robustness import StudySettings, run_study
+    from musicgenre.study.robustness.catalogue import StudySettings
+    from musicgenre.study.robustness.run import run_study
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=2, seconds=3.0)
     settings = StudySettings(**{"folds": 2, "degradations": ["clean"], "augment": ["none"], "workers": 1, **change})
@@ -187,7 +185,9 @@ def test_bad_settings_are_clear_errors(mini_clips, tmp_path, change, message):
 def test_no_held_out_clip_reaches_the_training_of_its_fold(mini_clips, tmp_path, monkeypatch):
     """Every set of clips a family trains on (clean and augmented copies) is disjoint from the fold it scores."""
     from musicgenre.data.splits import kfold
-    from musicgenre.study.robustness import Recipes, StudySettings, ViewStore, prepare, run_family
+    from musicgenre.study.robustness.catalogue import Recipes, StudySettings
+    from musicgenre.study.robustness.run import run_family
+    from musicgenre.study.robustness.views import ViewStore, prepare
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=3, seconds=4.0)
     settings = StudySettings(folds=3, degradations=["clean", "phone"], augment=["phone"], workers=1)
@@ -212,8 +212,8 @@ def test_a_rerun_with_another_feature_table_recomputes(shared_data, mini_clips, 
     """Stored results are reused only when everything they depend on is the same: here the table's content."""
     import shutil
 
-    from musicgenre.study import robustness as robustness_study
-    from musicgenre.study.robustness import StudySettings, run_study
+    from musicgenre.study.robustness import run
+    from musicgenre.study.robustness.catalogue import StudySettings
 
     data_dir = excerpt_folder(mini_clips, tmp_path / "clips", per_genre=3, seconds=3.0)
     table = tmp_path / "table.csv"
@@ -222,13 +222,24 @@ def test_a_rerun_with_another_feature_table_recomputes(shared_data, mini_clips, 
         folds=2, degradations=["clean"], families=["features_table"], augment=["none"], workers=1, feature_table=str(table)
     )
     calls = []
-    real = robustness_study.run_family
-    monkeypatch.setattr(robustness_study, "run_family", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = run.run_family
+    monkeypatch.setattr(run, "run_family", lambda *a, **k: calls.append(1) or real(*a, **k))
     for _ in range(2):
-        run_study(data_dir, settings, tmp_path / "out", tmp_path / "cache", progress=lambda m: None)
+        run.run_study(data_dir, settings, tmp_path / "out", tmp_path / "cache", progress=lambda m: None)
     assert len(calls) == 1  # the same table: reused
     *rows, last = table.read_text().splitlines()
     head, genre = last.rsplit(",", 1)
     table.write_text("\n".join([*rows, f"{head},{'rock' if genre == 'blues' else 'blues'}"]) + "\n")  # one label changed
-    run_study(data_dir, settings, tmp_path / "out", tmp_path / "cache", progress=lambda m: None)
+    run.run_study(data_dir, settings, tmp_path / "out", tmp_path / "cache", progress=lambda m: None)
     assert len(calls) == 2  # another table: refitted
+
+
+def test_the_single_modules_names_still_import_from_the_package():
+    """``musicgenre.study.robustness`` was one module: every public name of it stays importable from the package
+    (deprecated), as the very object the submodule that now holds it has."""
+    import musicgenre.study.robustness as package
+    from musicgenre.study.robustness import catalogue, fit, report, run, views
+
+    assert len(package.__all__) == 32
+    for name in package.__all__:
+        assert any(getattr(m, name, None) is getattr(package, name) for m in (catalogue, views, fit, run, report)), name

@@ -167,7 +167,7 @@ def degraded_copies(
 ) -> Copies:
     """The ``augment`` copies of every labelled clip of ``audio_dir`` on the filtered lists ``parts`` (train,
     valid), with the robustness study's per-clip randomness. Test-list and excluded clips are never read."""
-    from musicgenre.study.robustness import degraded_feature_rows
+    from musicgenre.study.robustness.views import degraded_feature_rows
 
     part_of = {f: filtered_part([track_id(f.name)])[0] for f in labelled_files(audio_dir)}
     files = [f for f, part in part_of.items() if part in parts]
@@ -188,7 +188,7 @@ def study_verdict(robustness_json: str | os.PathLike | None, augment: list[str])
     """What the robustness study said of this recipe (the table-trained feature family) with these copies."""
     if not robustness_json or not Path(robustness_json).is_file():
         return None
-    from musicgenre.study.robustness import verdict_line
+    from musicgenre.study.robustness.report import verdict_line
 
     study = json.loads(Path(robustness_json).read_text())
     for v in study.get("augmentation") or []:

@@ -176,3 +176,15 @@ def markdown(result: dict, figure: str | None = None) -> str:
         + f"Shipped design ({designs[result['shipped']]['label']}), every condition (mean accuracy: {fam}):\n\n"
         + "\n".join(rows) + "\n"
     )  # fmt: skip
+
+
+def section(studies: list[dict], figures: Path) -> str:
+    """The report's section (``study.report.render``): the robust probe's designs under real-recording conditions,
+    each study with its reliability diagram written under ``figures``; empty without studies."""
+    parts = []
+    for n, study in enumerate(studies):
+        name = f"reliability{n or ''}.png"
+        plot_reliability(study, figures / name)
+        parts.append(f"From `{study['source']}`. " + markdown(study, f"figures/report/{name}"))
+    title = "\n## Real recordings: the robust, calibrated probe (issue 33)\n\n"
+    return title + "\n".join(parts) if parts else ""

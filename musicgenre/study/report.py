@@ -3,7 +3,8 @@
 Each experiment keeps its own result format (the shallow study's results.json, the CNN's
 results.json, a fine-tuning run's musicgenre_run.json, the inference benchmark's JSON); readers
 here turn them into common ``Row``s. Nothing is re-measured: a number in the report is a number
-in a file, with the protocol, data size and seed that file names.
+in a file, with the protocol, data size and seed that file names. The robustness studies have no
+rows: each renders its own section (``study.robustness.report``, ``study.real_recordings``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicgenre.errors import DataError
+from musicgenre.study.real_recordings import section as real_recordings_section
+from musicgenre.study.robustness.report import section as robustness_section
 from musicgenre.training.metrics import fmt, plot_confusion
 from musicgenre.training.shallow_study import selection_key
 
@@ -246,42 +249,6 @@ def robustness_studies(paths: Iterable[str | os.PathLike]) -> list[dict]:
         if isinstance(obj, dict) and obj.get("kind") in ("robustness", "real_recordings"):
             found.append({**obj, "source": str(path)})
     return found
-
-
-def real_recordings_section(studies: list[dict], figures: Path) -> str:
-    """The robust probe's designs under real-recording conditions, with a reliability diagram
-    (musicgenre.study.real_recordings renders them)."""
-    from musicgenre.study.real_recordings import markdown, plot_reliability
-
-    parts = []
-    for n, study in enumerate(studies):
-        name = f"reliability{n or ''}.png"
-        plot_reliability(study, figures / name)
-        parts.append(f"From `{study['source']}`. " + markdown(study, f"figures/report/{name}"))
-    title = "\n## Real recordings: the robust, calibrated probe (issue 33)\n\n"
-    return title + "\n".join(parts) if parts else ""
-
-
-def robustness_section(studies: list[dict], figures: Path) -> str:
-    """Each study's heat map and tables (musicgenre.study.robustness renders them)."""
-    from musicgenre.study.robustness import KEPT_RULE, markdown, plot_heatmap, verdict_line
-
-    parts = []
-    for n, study in enumerate(studies):
-        name = f"robustness{n or ''}.png"
-        plot_heatmap(study, figures / name)
-        augment = "".join(f"- {verdict_line(v)}.\n" for v in study.get("augmentation", []))
-        parts.append(
-            f"From `{study['source']}` (`{study['command']}`). Each family is refitted inside each fold on clean clips "
-            "with the recipe of the model the package ships, and only the held-out clips are degraded, so every clip is "
-            "scored by a model that never saw it (musicgenre/audio/degradations.py says what each condition does). With "
-            f"{study['clips']} clips one clip is {100 / max(1, study['clips']):.1f} points, and clips with neighbouring "
-            "numbers often share an artist, so these folds put an artist's other songs in training: expect lower "
-            "accuracy on unseen artists.\n\n"
-            f"![accuracy change under each degradation](figures/report/{name})\n\n{markdown(study)}\n"
-            + (f"\nTraining-time augmentation, before -> after (kept only if {KEPT_RULE}):\n\n{augment}" if augment else "")
-        )
-    return "\n## Robustness: accuracy under real-world recording conditions\n\n" + "\n".join(parts) if parts else ""
 
 
 def _measures(row: Row, timing: dict) -> bool:

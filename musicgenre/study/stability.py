@@ -10,7 +10,7 @@ Each answer's top probability and ``uncertain`` flag are kept too, so every cond
 reports how sure the model is, which needs no label. Where a path names its genre (GTZAN's
 ``<genre>/<genre>.NNNNN.wav``), the same answers give calibration per condition: accuracy, log loss, Brier score,
 ECE and how often right and wrong answers are flagged; nothing is classified twice for it.
-The labelled study (accuracy under each condition, out of fold) is ``robustness_study``.
+The labelled study (accuracy under each condition, out of fold) is ``musicgenre.study.robustness``.
 """
 
 from __future__ import annotations
