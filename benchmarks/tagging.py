@@ -63,7 +63,7 @@ def stages(files: list[Path], scratch: Path) -> dict:
 
     os.environ["OMP_NUM_THREADS"] = "1"
     from musicgenre.audio.io import load_audio
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import _classify
     from musicgenre.tagging.journal import Journal
     from musicgenre.tagging.names import Record

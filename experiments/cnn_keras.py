@@ -23,8 +23,8 @@ import numpy as np
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data, load_clips
-from musicgenre.models.cnn import build_cnn, save_cnn
-from musicgenre.training.cnn import CnnSettings, cross_validate, model_card, train_final
+from musicgenre.families.cnn.model import build_cnn, save_cnn
+from musicgenre.families.cnn.train import CnnSettings, cross_validate, model_card, train_final
 from musicgenre.util.atomic import write_json_atomic
 
 

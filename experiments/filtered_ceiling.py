@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
+from musicgenre.families.shallow.train import FeatureSet
 from musicgenre.features.table import load_feature_table
 from musicgenre.study.ceiling import candidates, filtered_ceiling
-from musicgenre.training.shallow_study import FeatureSet
 from musicgenre.util.atomic import write_json_atomic
 
 SHARED = default_shared_data()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser, TrainingArguments
 
 from musicgenre.errors import MusicGenreError
-from musicgenre.training.finetune import FINETUNE_PROTOCOLS, finetune
+from musicgenre.families.transformer.train import FINETUNE_PROTOCOLS, finetune
 
 
 @dataclass

@@ -9,7 +9,7 @@ MagnaTagATune one (results/probe holds its rows: it scored lower, so it is not s
 Per protocol (random, grouped: the CNN's folds by track; filtered: train list -> valid list, for a
 full GTZAN), an inner CV inside every training fold picks the layer and C; the held-out fold only
 scores. Unless --no-tune_top, the first variant's top is also fine-tuned on the same folds
-(musicgenre.training.probe_top: the back-end's dense layer from its pretrained weights and a new genre
+(musicgenre.families.probe.top: the back-end's dense layer from its pretrained weights and a new genre
 layer, learning rate and epochs chosen by inner CV), to see whether it beats the frozen probe.
 Zero-shot genre from the backbone's tags (no GTZAN label) is scored too. Embeddings are cached
 per clip content under --cache_dir, so reruns are quick; finished results in results.json
@@ -27,7 +27,9 @@ from pathlib import Path
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
 from musicgenre.errors import MusicGenreError
-from musicgenre.training.probe import (
+from musicgenre.families.probe.top import TopSettings
+from musicgenre.families.probe.top import cross_validate as cross_validate_top
+from musicgenre.families.probe.train import (
     ProbeSettings,
     cross_validate,
     embed_folder,
@@ -36,8 +38,6 @@ from musicgenre.training.probe import (
     save_final,
     zero_shot,
 )
-from musicgenre.training.probe_top import TopSettings
-from musicgenre.training.probe_top import cross_validate as cross_validate_top
 from musicgenre.util.atomic import write_json_atomic
 
 

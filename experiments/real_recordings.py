@@ -27,9 +27,9 @@ import numpy as np
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import GENRES, default_shared_data, label_from_path, labelled_files, track_id
 from musicgenre.errors import MusicGenreError
+from musicgenre.families.probe.robust import RobustSettings, cross_validate, head_views, save_shipped
+from musicgenre.families.probe.robust_views import compute_views
 from musicgenre.study.real_recordings import CONDITIONS, TARGETS, matrices, reliability, summarise
-from musicgenre.training.robust import RobustSettings, cross_validate, head_views, save_shipped
-from musicgenre.training.robust_views import compute_views
 from musicgenre.util.atomic import write_json_atomic
 
 # (key, label, settings changed): the designs compared; the last is what ships. "before" is the recipe of the head

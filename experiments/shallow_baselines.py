@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
-from musicgenre.models.shallow import MODELS
-from musicgenre.training.shallow_study import run_all
+from musicgenre.families.shallow.model import MODELS
+from musicgenre.families.shallow.train import run_all
 
 SHARED = default_shared_data()
 

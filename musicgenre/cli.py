@@ -42,7 +42,7 @@ def _features(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from musicgenre.data.gtzan import expand_lists
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_line
 
     tags = args.num_tags if args.tags else 0
@@ -52,14 +52,17 @@ def _predict(args: argparse.Namespace) -> int:
         from musicgenre.models.prediction_table import predict_to_table
 
         report = predict_to_table(
-            args.files, args.out, args.model, args.revision, args.max_seconds, tags, args.ray, args.workers, not args.no_progress
+            args.files, args.out, args.model, args.revision, args.max_seconds, tags, args.ray, args.workers, not args.no_progress,
+            load=resolve_model,
         )
         print(report.summary(args.out), file=sys.stderr)
         return 1 if report.failed else 0
     if args.ray is not None:
         from musicgenre.models.cluster import predict_lines
 
-        lines = predict_lines(args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers)
+        lines = predict_lines(
+            args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers, load=resolve_model
+        )
     else:
         model = resolve_model(args.model, args.revision)
         lines = (predict_line(model, path, args.max_seconds, tags) for path in args.files)
@@ -85,7 +88,7 @@ def _embed(args: argparse.Namespace) -> int:
 def _evaluate_audio(args: argparse.Namespace) -> int:
     """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
     from musicgenre.data.gtzan import label_from_path, labelled_files
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_file
     from musicgenre.training.metrics import classification_metrics
 
@@ -107,9 +110,9 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from musicgenre.families import family_of_model, resolve_model
     from musicgenre.features.handcrafted import FEATURE_COLUMNS
     from musicgenre.features.table import load_feature_table
-    from musicgenre.models.io import ShallowModel, resolve_model
     from musicgenre.training.metrics import classification_metrics
 
     if (args.audio is None) == (args.features is None):
@@ -118,7 +121,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_audio(args)
     args.model = args.model or "bundled:shallow"
     model = resolve_model(args.model, args.revision)
-    if not isinstance(model, ShallowModel):
+    family = family_of_model(model)
+    if family is None or family.reads != "features":
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
     table = load_feature_table(args.features)
     if "label" not in table.columns:
@@ -138,7 +142,7 @@ def _robustness(args: argparse.Namespace) -> int:
     calibration per degradation where the paths name the genres."""
     from musicgenre.audio.degradations import select
     from musicgenre.data.gtzan import find_audio_files
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.study.stability import stability
     from musicgenre.util.atomic import atomic_open
 
@@ -215,7 +219,7 @@ def _demo(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from musicgenre.audio.example import example_clip
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_file
 
     path = Path(args.out or Path(tempfile.gettempdir()) / "musicgenre-demo.wav")

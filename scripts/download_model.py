@@ -13,7 +13,8 @@ import json
 import sys
 
 from musicgenre.errors import MusicGenreError
-from musicgenre.models.hub import checkpoint_kind, download_model, hub_reachable
+from musicgenre.families import checkpoint_kind
+from musicgenre.models.hub import download_model, hub_reachable
 
 
 def main(argv: list[str] | None = None) -> int:

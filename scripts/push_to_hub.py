@@ -14,7 +14,8 @@ import argparse
 import sys
 
 from musicgenre.errors import MusicGenreError
-from musicgenre.models.hub import plan_space_upload, plan_upload, push
+from musicgenre.families import plan_upload
+from musicgenre.models.hub import plan_space_upload, push
 
 
 def main(argv: list[str] | None = None) -> int:

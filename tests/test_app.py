@@ -53,6 +53,7 @@ def _check(result: dict, names: list[str]) -> None:
         assert r["genre"] == max(r["scores"], key=r["scores"].get)
 
 
+@pytest.mark.slow
 def test_models_endpoint_reports_the_offline_start(client, tiny_hubert):
     info = client.predict(api_name="/models")
     names = [BUNDLED_PROBE_NAME, BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]

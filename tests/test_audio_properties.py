@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from musicgenre.audio.example import example_clip
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError
-from musicgenre.models.io import resolve_model
+from musicgenre.families import resolve_model
 from musicgenre.models.predict import predict_array
 
 REAL_RATES = st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000])

@@ -19,7 +19,7 @@ from conftest import ROOT, SR, write_audio
 from musicgenre.audio.io import load_audio
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError
-from musicgenre.models.io import resolve_model
+from musicgenre.families import resolve_model
 from musicgenre.models.predict import predict_file
 from musicgenre.testing.bad_inputs import write_corpus, write_long_sparse_wav
 

@@ -20,10 +20,11 @@ import soundfile as sf
 
 pytest.importorskip("beets", reason="the [beets] extra is not installed")
 mutagen = pytest.importorskip("mutagen")
+pytestmark = pytest.mark.slow  # the module's one scenario runs ~19 beets subprocesses (~7 s): not for the quick loop
 
 from beetsplug.musicgenre import GENRE_FIELD  # noqa: E402
 from musicgenre.audio.example import example_clip  # noqa: E402
-from musicgenre.models.io import resolve_model  # noqa: E402
+from musicgenre.families import resolve_model  # noqa: E402
 from musicgenre.models.predict import predict_file  # noqa: E402
 from musicgenre.tagging.names import DISPLAY_NAMES, Record, chosen_genres  # noqa: E402
 

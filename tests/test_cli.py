@@ -14,11 +14,12 @@ from conftest import ROOT, SR, run_cli, write_audio
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.data.splits import filtered_part
+from musicgenre.families import resolve_model
+from musicgenre.families.shallow.folder import ShallowModel, save_model
+from musicgenre.families.shallow.model import make_pipeline
+from musicgenre.families.shallow.train import FeatureSet
 from musicgenre.features.table import load_feature_table
-from musicgenre.models.io import ShallowModel, resolve_model, save_model
 from musicgenre.models.predict import predict_array, predict_file
-from musicgenre.models.shallow import make_pipeline
-from musicgenre.training.shallow_study import FeatureSet
 
 
 def _check_scores(line: dict) -> None:

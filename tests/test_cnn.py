@@ -21,9 +21,8 @@ from test_cli import run_cli
 from musicgenre.audio.io import load_audio, windows
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.models.cnn import CnnModel, build_cnn, log_mel, save_cnn
-from musicgenre.models.hub import plan_upload
-from musicgenre.models.io import bundled_model_path, resolve_model
+from musicgenre.families import bundled_model_path, plan_upload, resolve_model
+from musicgenre.families.cnn.model import CnnModel, build_cnn, log_mel, save_cnn
 from musicgenre.serving.service import load_models
 from musicgenre.study.report import read as read_result
 
@@ -117,11 +116,13 @@ def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
         resolve_model(str(broken))
 
 
+@pytest.mark.slow
 def test_tensorflow_backend(tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow is not installed (install the dev extra)")
     code = (
         "import numpy as np, sys; sys.path.insert(0, 'tests'); from test_cnn import train_tiny; "
-        "from musicgenre.models.cnn import save_cnn; from musicgenre.models.io import resolve_model; from conftest import synth; "
+        "from musicgenre.families.cnn.model import save_cnn; from musicgenre.families import resolve_model; "
+        "from conftest import synth; "
         f"m = train_tiny(); f = save_cnn(m, {str(tmp_path / 'tf')!r}); parts = [synth(3.0, seed=5)]; "
         "assert np.allclose(resolve_model(str(f)).predict_windows(parts), m.predict_windows(parts), atol=1e-6); print('ok')"
     )
@@ -145,7 +146,7 @@ def synthetic_gtzan(tmp_path_factory):
 
 def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
     from musicgenre.data.gtzan import load_clips
-    from musicgenre.training.cnn import CnnSettings, Crops, cross_validate, fixed_windows
+    from musicgenre.families.cnn.train import CnnSettings, Crops, cross_validate, fixed_windows
 
     clips, failed = load_clips(synthetic_gtzan, 22050)
     assert not failed and len(clips) == 40
@@ -161,6 +162,7 @@ def test_grouped_cross_validation_scores_every_track_once(synthetic_gtzan):
     assert pooled["track"]["accuracy"] == pytest.approx(np.mean([f["track_accuracy"] for f in cv["folds"]]), abs=0.1)
 
 
+@pytest.mark.slow
 def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, tmp_path):
     args = [
         sys.executable, "experiments/cnn_keras.py", "--data_dir", str(synthetic_gtzan), "--out_dir", str(tmp_path / "res"),
@@ -185,7 +187,7 @@ def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, t
 
 def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
     """Crops cut from a clip's once-computed mel equal log_mel of the waveform crop, but for the edge frames."""
-    from musicgenre.models.cnn import HOP, mel_power, to_input
+    from musicgenre.families.cnn.model import HOP, mel_power, to_input
 
     clip = synth(8.0, seed=3)
     start = 40  # frames; the waveform crop starts on the same hop boundary

@@ -20,6 +20,7 @@ from conftest import ROOT, write_audio
 
 pytest.importorskip("ray", reason="the Ray tests need the scale extra: pip install -e '.[scale]'")
 RAY = Path(sys.executable).with_name("ray")
+pytestmark = pytest.mark.slow  # a two-node Ray cluster starts and stops around the module (~15 s): not for the quick loop
 
 
 def _free_port() -> int:

@@ -31,6 +31,7 @@ def _table(per_genre: int, seed: int, segments: int = 1) -> pd.DataFrame:
     return table
 
 
+@pytest.mark.slow
 def test_every_figure_is_drawn_and_on_the_page(tmp_path):
     clips = [Clip(synth(4.0, seed=g), g, f"{genre}.00000") for g, genre in enumerate(GENRES)]
     splits = {"train": ["blues.00001", "rock.00002"], "valid": ["jazz.00003"], "test": []}

@@ -70,8 +70,8 @@ def test_an_embedding_table_resumes_and_refuses_other_settings(folder, tmp_path,
 
 def test_an_embedding_table_is_the_probes_training_data(mini_clips, tmp_path):
     """The study's own embeddings of the same clips, through the table: the same matrix, bit for bit."""
+    from musicgenre.families.probe.train import ProbeSettings, embed_folder, embedded_table
     from musicgenre.models.embeddings import EmbeddingSettings, embed_inputs
-    from musicgenre.training.probe import ProbeSettings, embed_folder, embedded_table
 
     data_dir = tmp_path / "mini"
     for genre in ("blues", "metal"):

@@ -24,8 +24,8 @@ from test_cli import run_cli
 from musicgenre.data.gtzan import GENRES, Clip, find_audio_files, label_from_path, load_clips
 from musicgenre.data.splits import course_split, filtered_split
 from musicgenre.errors import DataError
+from musicgenre.families.transformer.train import ClipMetrics, EvalWindows, export_hub_dataset, split_clips
 from musicgenre.study.report import read as read_result
-from musicgenre.training.finetune import ClipMetrics, EvalWindows, export_hub_dataset, split_clips
 
 SCRIPT = ROOT / "experiments" / "finetune_distilhubert.py"
 
@@ -105,7 +105,7 @@ def test_checkpoint_folder_has_what_the_hub_and_loaders_need(checkpoint, gtzan_d
 def test_checkpoint_loads_in_predict_the_app_and_transformers_pipeline(checkpoint, tmp_path):
     from transformers import pipeline
 
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array
     from musicgenre.serving.service import analyse, load_models
 
@@ -131,7 +131,7 @@ def test_checkpoint_loads_in_predict_the_app_and_transformers_pipeline(checkpoin
 
 @pytest.mark.slow
 def test_push_dry_run_of_the_checkpoint_and_the_bundled_model(checkpoint):
-    from musicgenre.models.io import bundled_model_path
+    from musicgenre.families import bundled_model_path
 
     result = subprocess.run(
         [sys.executable, "scripts/push_to_hub.py", str(checkpoint), "--repo-id", "me/distilhubert-gtzan", "--dry-run"],

@@ -16,8 +16,8 @@ import pytest
 from conftest import ROOT, write_audio
 
 from musicgenre.errors import ModelError
-from musicgenre.models.hub import checkpoint_kind, plan_space_upload, plan_upload, push
-from musicgenre.models.io import bundled_model_path
+from musicgenre.families import bundled_model_path, checkpoint_kind, plan_upload
+from musicgenre.models.hub import plan_space_upload, push
 
 
 def script(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:

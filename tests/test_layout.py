@@ -22,6 +22,7 @@ import musicgenre
 PACKAGE = ROOT / "musicgenre"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+FAMILY_FOLDERS = [m.rpartition(".")[2] for c in CONTRACTS if c["type"] == "independence" for m in c["modules"]]
 LAYERS = [name.strip() for c in CONTRACTS if c["type"] == "layers" for layer in c["layers"] for name in layer.split("|")]
 
 
@@ -43,7 +44,8 @@ def test_every_import_goes_down_the_layers_and_none_makes_a_cycle():
 
 def test_the_contracts_report_an_upward_a_testing_and_a_cyclic_import_inside_functions(tmp_path):
     """The contracts themselves, on a skeleton package that breaks them with imports inside functions only: models
-    importing training code, the CLI importing the test support, two modules of features importing each other."""
+    importing training code, the CLI importing the test support, two modules of features importing each other, one
+    model family importing another, serving importing a family's folder instead of the registry."""
     root = tmp_path / "musicgenre"
     root.mkdir()
     (root / "__init__.py").write_text("")
@@ -54,6 +56,12 @@ def test_the_contracts_report_an_upward_a_testing_and_a_cyclic_import_inside_fun
         else:
             (root / f"{name}.py").write_text("")
     (root / "training" / "metrics.py").write_text("")
+    for family in FAMILY_FOLDERS:  # the folders the families' contracts name
+        (root / "families" / family).mkdir()
+        (root / "families" / family / "__init__.py").write_text("")
+    (root / "families" / "cnn" / "model.py").write_text("def f():\n    from musicgenre.families.probe import model\n")
+    (root / "families" / "probe" / "model.py").write_text("")
+    (root / "serving" / "app.py").write_text("def f():\n    from musicgenre.families.cnn import model\n")
     (root / "models" / "bad.py").write_text("def f():\n    from musicgenre.training.metrics import fmt\n")
     (root / "cli.py").write_text("def f():\n    from musicgenre.testing import bad_inputs\n")
     (root / "features" / "a.py").write_text("def f():\n    from musicgenre.features import b\n")
@@ -65,6 +73,8 @@ def test_the_contracts_report_an_upward_a_testing_and_a_cyclic_import_inside_fun
     assert "musicgenre.models.bad -> musicgenre.training.metrics" in out
     assert "musicgenre.cli -> musicgenre.testing" in out
     assert "No cycles are allowed in musicgenre.features" in out
+    assert "musicgenre.families.cnn.model -> musicgenre.families.probe" in out  # one family importing another
+    assert "musicgenre.serving.app -> musicgenre.families.cnn" in out  # a family by its folder, not the registry
     assert f"Contracts: 1 kept, {len(CONTRACTS) - 1} broken." in out  # serving imports nothing here
 
 
@@ -134,3 +144,34 @@ def test_paths_computed_from_a_modules_file_still_point_where_they_did(monkeypat
     import musicgenre
 
     assert jitcache.PACKAGE_ROOT == Path(musicgenre.__file__).resolve().parents[1]
+
+
+def test_the_deprecated_module_names_are_the_moved_modules():
+    """Each family's old module names (before issue 34) stay for one release as the very modules now in its folder,
+    so old imports, and monkeypatching through them, behave as before; ``models.io`` re-exports what it held."""
+    import importlib
+
+    from musicgenre.families import FAMILIES, load_model_folder, resolve_model
+    from musicgenre.families.shallow.folder import ShallowModel
+
+    moved = {
+        "musicgenre.models.cnn": "musicgenre.families.cnn.model",
+        "musicgenre.models.probe": "musicgenre.families.probe.model",
+        "musicgenre.models.shallow": "musicgenre.families.shallow.model",
+        "musicgenre.models.transformer": "musicgenre.families.transformer.model",
+        "musicgenre.training.cnn": "musicgenre.families.cnn.train",
+        "musicgenre.training.probe": "musicgenre.families.probe.train",
+        "musicgenre.training.probe_top": "musicgenre.families.probe.top",
+        "musicgenre.training.robust": "musicgenre.families.probe.robust",
+        "musicgenre.training.robust_views": "musicgenre.families.probe.robust_views",
+        "musicgenre.training.finetune": "musicgenre.families.transformer.train",
+        "musicgenre.training.shallow_study": "musicgenre.families.shallow.train",
+    }
+    for old, new in moved.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    io = importlib.import_module("musicgenre.models.io")
+    assert (io.resolve_model, io.load_model_folder, io.ShallowModel) == (resolve_model, load_model_folder, ShallowModel)
+    hub = importlib.import_module("musicgenre.models.hub")
+    assert hub.checkpoint_kind(io.bundled_model_path("cnn")) == "keras"
+    assert list(FAMILIES) == ["probe", "shallow", "cnn", "transformer"]
+    assert FAMILIES["cnn"].trainer() is importlib.import_module("musicgenre.training.cnn")

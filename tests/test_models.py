@@ -15,13 +15,14 @@ from sklearn.pipeline import Pipeline
 from musicgenre.data.gtzan import GENRES
 from musicgenre.data.splits import filtered_part, filtered_split, kfold
 from musicgenre.errors import ModelError
+from musicgenre.families import load_model_folder
+from musicgenre.families.shallow.folder import ShallowModel, save_model
+from musicgenre.families.shallow.model import MODELS, make_pipeline, tune
+from musicgenre.families.shallow.train import FeatureSet, run_all, run_protocol
 from musicgenre.features.handcrafted import FEATURE_COLUMNS
 from musicgenre.features.table import load_feature_table
-from musicgenre.models.io import ShallowModel, load_model_folder, save_model
-from musicgenre.models.shallow import MODELS, make_pipeline, tune
 from musicgenre.study.bundle import train_bundled
 from musicgenre.study.robustness.views import degraded_feature_rows
-from musicgenre.training.shallow_study import FeatureSet, run_all, run_protocol
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def test_other_pipelines_get_no_head(data, tmp_path):
 
 
 def test_the_bundled_feature_model_gives_the_same_answers_without_scikit_learn(data, monkeypatch):
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
 
     head = resolve_model("bundled:shallow")
     monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
@@ -279,7 +280,7 @@ def filtered_like_segments() -> FeatureSet:
 @pytest.mark.parametrize("protocol", ["random", "grouped", "filtered"])
 def test_no_split_leaks(protocol):
     from musicgenre.data.splits import filtered_part
-    from musicgenre.training.shallow_study import plan_folds
+    from musicgenre.families.shallow.train import plan_folds
 
     data = filtered_like_segments()
     folds = plan_folds(data, protocol, outer_folds=4, inner_folds=3, seed=0)
@@ -315,7 +316,7 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
     (linear / "linear.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     with pytest.raises(ModelError, match="damaged or incomplete"):
         load_model_folder(linear)
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
 
     with pytest.raises(ModelError, match="not a valid Hub model id"):
         resolve_model("a b/c")
@@ -324,8 +325,8 @@ def test_damaged_model_folders_give_model_errors(data, tmp_path):
 def test_gain_invariant_columns_ignore_the_recording_level():
     from conftest import SR, synth
 
+    from musicgenre.families.shallow.model import INVARIANT_COLUMNS, GainInvariant
     from musicgenre.features.handcrafted import extract_features
-    from musicgenre.models.shallow import INVARIANT_COLUMNS, GainInvariant
 
     y = synth(6.0, seed=5)
     gains = (1.0, 2.0, 0.2, 0.02)  # +6 dB to -34 dB

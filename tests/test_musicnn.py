@@ -23,6 +23,7 @@ from conftest import ROOT, run_cli, write_audio
 from musicgenre.audio.io import load_audio
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
+from musicgenre.families.probe.model import load_probe, save_probe
 from musicgenre.models.musicnn import (
     OUTPUTS,
     PATCH_FRAMES,
@@ -34,7 +35,6 @@ from musicgenre.models.musicnn import (
     patches,
 )
 from musicgenre.models.musicnn_convert import fetch_wheel, largest_relative_difference
-from musicgenre.models.probe import load_probe, save_probe
 
 PARITY = 1e-4  # the issue's bound: relative to the largest value of each output
 WHEEL_DIR = ROOT / ".cache" / "musicnn"
@@ -136,12 +136,13 @@ def test_the_shipped_onnx_runs_the_factored_network_and_computes_the_ports_funct
     assert largest_relative_difference(port, load_backbone().run_patches(real_patches)) < ONNX_TOLERANCE
 
 
+@pytest.mark.slow
 def test_the_fast_path_leaves_genre_probabilities_unchanged(mini_clips):
     """The issue's speed bound: the shipped ONNX file (factored, batched patches) against the plain
     PyTorch port under the same head, on whole real clips of every genre: within 1e-4."""
     from dataclasses import replace
 
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array
 
     fast = resolve_model("bundled:musicnn")
@@ -197,8 +198,8 @@ def test_each_patch_gets_its_own_embedding_and_level_does_not_matter(mini_clips)
 
 
 def test_the_probe_head_is_the_fitted_scikit_learn_pipeline(tmp_path):
-    from musicgenre.models.probe import ProbeModel, head_from_pipeline
-    from musicgenre.training.probe import make_head
+    from musicgenre.families.probe.model import ProbeModel, head_from_pipeline
+    from musicgenre.families.probe.train import make_head
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 753)).astype(np.float32), np.arange(60) % 10  # noqa: N806
@@ -256,6 +257,7 @@ def test_predict_tags_and_evaluate_on_audio(tmp_path, mini_clips):
     assert both.returncode == 2 and "exactly one" in both.stderr
 
 
+@pytest.mark.slow
 def test_study_end_to_end_on_a_few_clips_with_a_cache(tmp_path, mini_clips):
     """The experiment on 40 clips (4 per genre), a small grid: results, zero-shot, a saved probe, cached embeddings."""
     data = tmp_path / "data"
@@ -302,9 +304,9 @@ def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_
     statistics included) stay as shipped, otherwise they move; the seed alone decides a fit."""
     import torch
 
+    from musicgenre.families.probe.top import TopSettings, _network, _patches, _train
+    from musicgenre.families.probe.train import Embedded
     from musicgenre.models.musicnn import backbone_path, load_torch_network
-    from musicgenre.training.probe import Embedded
-    from musicgenre.training.probe_top import TopSettings, _network, _patches, _train
 
     shipped = load_torch_network(backbone_path("MSD_musicnn"))
     mels = torch.from_numpy(np.random.default_rng(0).random((80, 187, 96), dtype=np.float32) * 3)  # log-mel-like
@@ -340,7 +342,7 @@ def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_
 
 
 def test_short_and_multichannel_audio_through_the_default_model(tmp_path):
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array, predict_file
 
     model = resolve_model("bundled")

@@ -12,8 +12,8 @@ from conftest import ROOT
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import DataError
+from musicgenre.families.shallow.train import FeatureSet, run_protocol
 from musicgenre.study.report import ANCHORS, README_END, README_START, gather, headline, read
-from musicgenre.training.shallow_study import FeatureSet, run_protocol
 
 EYE = np.eye(len(GENRES), dtype=int).tolist()
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from musicgenre.data.gtzan import GENRES
-from musicgenre.models.probe import ProbeModel, load_probe, route, save_probe
-from musicgenre.training.metrics import calibration_metrics
-from musicgenre.training.robust import (
+from musicgenre.families.probe.model import ProbeModel, load_probe, route, save_probe
+from musicgenre.families.probe.robust import (
     RobustSettings,
     choose_threshold,
     cross_validate,
@@ -19,6 +18,7 @@ from musicgenre.training.robust import (
     fit_temperature,
     log_softmax,
 )
+from musicgenre.training.metrics import calibration_metrics
 
 WIDTH = 753  # MSD_musicnn's mean_pool
 
@@ -145,7 +145,7 @@ def test_augmented_copies_are_reproducible_and_leave_the_callers_random_state_al
 
 
 def test_the_shipped_probe_is_routed_calibrated_and_unsure_of_speech(speech):
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array
 
     model = resolve_model("bundled")

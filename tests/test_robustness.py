@@ -12,13 +12,14 @@ from conftest import run_cli, write_audio
 
 from musicgenre.audio.degradations import Degradation, select
 from musicgenre.data.gtzan import GENRES
-from musicgenre.models.io import resolve_model
+from musicgenre.families import resolve_model
 from musicgenre.study.stability import NO_LABELS, stability
 from musicgenre.training.metrics import calibration_metrics
 
 pytest.importorskip("pedalboard", reason="the degradations need pedalboard (the robustness extra)")
 
 
+@pytest.mark.slow
 def test_stability_counts_what_the_files_say(mini_clips):
     """An identity keeps every genre; swapping in one fixed clip keeps only the files that already had its genre."""
     from musicgenre.audio.io import load_audio

@@ -34,7 +34,7 @@ def test_views_give_each_served_model_its_own_answer(mini_clips):
     """What the study computes per clip and condition, classified, equals predict_array on that audio."""
     from musicgenre.audio.degradations import DEGRADATIONS
     from musicgenre.audio.io import load_audio
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.musicnn import load_backbone
     from musicgenre.models.predict import predict_array
     from musicgenre.study.robustness.catalogue import DEGRADE_RATE, Recipes

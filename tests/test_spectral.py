@@ -103,6 +103,7 @@ def test_spectral_features_are_librosas(signals):
         assert spectral.tempo(onset, SR, HOP) == librosa.feature.tempo(onset_envelope=onset, sr=SR)[0]
 
 
+@pytest.mark.slow
 def test_table_features_equal_librosas_own_calls_on_real_clips(clips):
     """Every one of the 57 columns, as the public notebooks compute them, on 30 s of real music."""
     for y in clips:

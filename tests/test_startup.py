@@ -23,7 +23,7 @@ def test_the_cli_imports_no_model_framework():
 
 
 def _predicting(spec: str, clip) -> str:
-    imports = "from musicgenre.models.io import resolve_model; from musicgenre.models.predict import predict_file"
+    imports = "from musicgenre.families import resolve_model; from musicgenre.models.predict import predict_file"
     return f"{imports}\npredict_file(resolve_model({spec!r}), {str(clip)!r})"
 
 
@@ -52,7 +52,7 @@ def test_skops_loads_without_discovering_every_estimator():
     """The trust list is ours alone: skops' scikit-learn-wide default list (and its imports) never forms."""
     code = (
         "import os; os.environ['MUSICGENRE_RUNTIME'] = 'sklearn'  # the skops pipeline, not the NumPy head\n"
-        "from musicgenre.models.io import resolve_model; model = resolve_model('bundled:shallow')\n"
+        "from musicgenre.families import resolve_model; model = resolve_model('bundled:shallow')\n"
         "assert type(model.pipeline).__name__ == 'Pipeline', type(model.pipeline)\n"
         "from skops.io import _trusted_types as t\n"
         "assert t.SKLEARN_ESTIMATOR_TYPE_NAMES == [], t.SKLEARN_ESTIMATOR_TYPE_NAMES[:3]"

@@ -78,7 +78,7 @@ def library(tmp_path: Path) -> dict:
 
 
 def test_dry_run_write_rerun_and_undo(library, capsys) -> None:
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_file
 
     root, files, corrupt, readonly = library["root"], library["files"], library["corrupt"], library["readonly"]

@@ -16,9 +16,9 @@ from test_cli import run_cli
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.models.io import resolve_model
+from musicgenre.families import resolve_model
+from musicgenre.families.transformer.model import TransformerModel, load_transformer_model
 from musicgenre.models.predict import predict_array, predict_file, window_probabilities
-from musicgenre.models.transformer import TransformerModel, load_transformer_model
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,7 @@ def test_predict_file_resamples_and_averages(hubert, tmp_path):
     assert list(result["scores"].values()) == pytest.approx(list(in_memory["scores"].values()), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_predict_with_a_checkpoint_folder(tiny_hubert, tmp_path):
     path = write_audio(tmp_path / "clip.flac", seconds=5.0)
     result = run_cli("predict", "--model", str(tiny_hubert), str(path))
@@ -60,6 +61,7 @@ def test_cli_predict_with_a_checkpoint_folder(tiny_hubert, tmp_path):
     assert list(line["scores"]) == list(GENRES) and sum(line["scores"].values()) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_audio_model(tiny_hubert, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("filename,label\n")

@@ -12,10 +12,8 @@ from musicgenre.util.cluster import run_per_path
 class _Predictor:
     """A Ray actor holding one loaded model: one file's ``predict`` line per call, as the local loop prints it."""
 
-    def __init__(self, model: str, revision: str | None, max_seconds: float, tags: int):
-        from musicgenre.models.io import resolve_model
-
-        self.model, self.max_seconds, self.tags = resolve_model(model, revision), max_seconds, tags
+    def __init__(self, model: str, revision: str | None, max_seconds: float, tags: int, load):
+        self.model, self.max_seconds, self.tags = load(model, revision), max_seconds, tags
 
     def __call__(self, batch: dict) -> dict:
         from musicgenre.models.predict import predict_line
@@ -32,8 +30,11 @@ def predict_lines(
     tags: int = 0,
     address: str | None = None,
     workers: int | None = None,
+    *,
+    load,
 ) -> Iterator[dict]:
-    """``musicgenre predict``'s line for each file, computed on the cluster, in the order of ``files``."""
-    kwargs = {"model": model, "revision": revision, "max_seconds": max_seconds, "tags": tags}
+    """``musicgenre predict``'s line for each file, computed on the cluster, in the order of ``files``; ``load``
+    (``musicgenre.families.resolve_model``, passed down from the entry point) loads the model in each actor."""
+    kwargs = {"model": model, "revision": revision, "max_seconds": max_seconds, "tags": tags, "load": load}
     for row in run_per_path(list(files), _Predictor, kwargs, address, workers):
         yield json.loads(row["line"])

@@ -4,7 +4,7 @@ One row per file: ``path`` (as given, or a URI), the genre its path names (``lab
 ``track`` id, the decoded ``seconds``, the number of 3 s ``patches`` and ``embedding``, the mean over
 those patches of one backbone layer (``musicnn.LAYERS``; default the bundled probe's, ``mean_pool``) as a
 fixed-size float32 list. ``datasets.load_dataset("parquet", data_files=...)`` and pandas read it as it is,
-and ``training.probe.embedded_table`` turns it back into the probe's training data.
+and ``families.probe.train.embedded_table`` turns it back into the probe's training data.
 
 The table is built like the feature table (``util.resumable``): resumable, saved atomically, unreadable files
 listed and never fatal. What made the embeddings (backbone and the SHA-256 of its ONNX file, layer, level

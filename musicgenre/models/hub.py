@@ -6,7 +6,6 @@ a token is never printed.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,29 +87,6 @@ SKIPPED_DIRS = ("runs", ".git", "__pycache__", ".cache", ".ipynb_checkpoints")
 SPACE_FILES = ("app.py", "requirements.txt", "packages.txt", "README.md", "LICENSE", "pyproject.toml")
 
 
-def checkpoint_kind(folder: str | os.PathLike) -> str:
-    """``shallow`` or ``probe`` (ours), ``transformers`` or ``keras``: what kind of checkpoint ``folder`` holds."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: not a folder")
-    if (folder / "musicgenre.json").is_file():
-        from musicgenre.models.cnn import FORMAT as CNN_FORMAT
-        from musicgenre.models.probe import FORMAT as PROBE_FORMAT
-
-        try:
-            fmt = json.loads((folder / "musicgenre.json").read_text()).get("format")
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{folder}: musicgenre.json is unreadable ({exc})") from None
-        return {CNN_FORMAT: "keras", PROBE_FORMAT: "probe"}.get(fmt, "shallow")
-    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
-        return "transformers"
-    if any(folder.glob("*.keras")):
-        return "keras"
-    raise ModelError(
-        f"{folder}: not a checkpoint folder (expected musicgenre.json, config.json with *.safetensors weights, or a .keras file)"
-    )
-
-
 @dataclass
 class UploadPlan:
     """Exactly what a push would send, and where; built without the network."""
@@ -165,8 +141,7 @@ def _validate_repo_id(repo_id: str) -> None:
         raise ModelError(f"{repo_id!r}: give the repository as OWNER/NAME")
 
 
-def _generated_card(kind: str, repo_id: str) -> str:
-    library = {"shallow": "sklearn", "transformers": "transformers", "keras": "keras", "probe": "musicgenre"}[kind]
+def _generated_card(kind: str, library: str, repo_id: str) -> str:
     return (
         f"---\nlicense: mit\nlibrary_name: {library}\ntags: [audio-classification, music-genre, gtzan, musicgenre]\n---\n"
         f"# {repo_id.split('/')[1]}\n\nA musicgenre {kind} checkpoint for GTZAN's ten genres. "
@@ -174,10 +149,12 @@ def _generated_card(kind: str, repo_id: str) -> str:
     )
 
 
-def plan_upload(folder: str | os.PathLike, repo_id: str, revision: str | None = None, private: bool = False) -> UploadPlan:
-    """The files of checkpoint ``folder`` to upload to model repo ``repo_id`` (and those left out, with why)."""
+def plan_checkpoint_upload(
+    folder: str | os.PathLike, repo_id: str, kind: str, library: str, revision: str | None = None, private: bool = False
+) -> UploadPlan:
+    """The files of checkpoint ``folder`` of ``kind`` to upload to model repo ``repo_id`` (and those left out, with
+    why); ``library`` names the library of a generated card. ``musicgenre.families.plan_upload`` finds kind and library."""
     folder = Path(folder)
-    kind = checkpoint_kind(folder)
     _validate_repo_id(repo_id)
     files, skipped = [], []
     leftovers = {
@@ -194,7 +171,7 @@ def plan_upload(folder: str | os.PathLike, repo_id: str, revision: str | None = 
             skipped.append(f"{rel}\t{reason}")
         else:
             files.append(rel)
-    card = None if "README.md" in files else _generated_card(kind, repo_id)
+    card = None if "README.md" in files else _generated_card(kind, library, repo_id)
     return UploadPlan(folder, repo_id, "model", kind, files, skipped, card, private, revision)
 
 
@@ -264,3 +241,13 @@ def push(plan: UploadPlan, token: str | None = None, commit_message: str | None 
             f"{plan.repo_id}: the Hugging Face Hub cannot be reached ({type(exc).__name__}); nothing was uploaded"
         ) from None
     return plan.url
+
+
+def __getattr__(name: str):
+    """Deprecated: ``checkpoint_kind`` and ``plan_upload`` moved to ``musicgenre.families`` (they ask the registry);
+    these names stay for one release."""
+    if name in ("checkpoint_kind", "plan_upload"):
+        from musicgenre.families import resolve
+
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

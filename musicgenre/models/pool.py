@@ -17,16 +17,14 @@ _MODEL = None
 _SETTINGS: tuple = ()
 
 
-def _init_worker(spec: str, revision: str | None, max_seconds: float, tags: int) -> None:
+def _init_worker(spec: str, revision: str | None, max_seconds: float, tags: int, load) -> None:
     """Runs first in each worker process (never in the caller's): one thread per worker, then the model."""
     global _MODEL, _SETTINGS
     os.environ["OMP_NUM_THREADS"] = "1"  # read by ONNX Runtime's session options (onnx_runtime.open_session)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    from musicgenre.models.io import resolve_model
-
-    _MODEL, _SETTINGS = resolve_model(spec, revision), (max_seconds, tags)
+    _MODEL, _SETTINGS = load(spec, revision), (max_seconds, tags)
 
 
 def _line(path: str) -> dict:
@@ -36,18 +34,18 @@ def _line(path: str) -> dict:
 
 
 def predict_lines_local(
-    files: list[str], spec: str, revision: str | None, max_seconds: float, tags: int, workers: int
+    files: list[str], spec: str, revision: str | None, max_seconds: float, tags: int, workers: int, *, load
 ) -> Iterator[dict]:
-    """``predict_line`` for each of ``files``, in order, from ``workers`` processes (one: in this process)."""
+    """``predict_line`` for each of ``files``, in order, from ``workers`` processes (one: in this process); ``load``
+    (``musicgenre.families.resolve_model``, passed down from the entry point) loads the model ``spec`` names."""
     if workers <= 1 or len(files) <= 1:
-        from musicgenre.models.io import resolve_model
         from musicgenre.models.predict import predict_line
 
-        model = resolve_model(spec, revision)
+        model = load(spec, revision)
         for path in files:
             yield predict_line(model, path, max_seconds, tags)
         return
     # forkserver: workers do not inherit the caller's threads (ONNX Runtime's, a progress bar's) half-copied
     context = get_context("forkserver")
-    with ProcessPoolExecutor(workers, context, _init_worker, (spec, revision, max_seconds, tags)) as pool:
+    with ProcessPoolExecutor(workers, context, _init_worker, (spec, revision, max_seconds, tags, load)) as pool:
         yield from pool.map(_line, files, chunksize=1)

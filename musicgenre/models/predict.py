@@ -39,7 +39,7 @@ def summarise(labels: list[str], probs: np.ndarray) -> dict:
     return {"genre": labels[int(np.argmax(mean))], "scores": scores, "windows": len(probs)}
 
 
-# A model saved without its own threshold (chosen out of fold; see ``training.robust``) flags answers whose top
+# A model saved without its own threshold (chosen out of fold; see ``families.probe.robust``) flags answers whose top
 # probability is below this: for ten classes, less than an even chance for the winner.
 DEFAULT_UNCERTAIN_BELOW = 0.5
 

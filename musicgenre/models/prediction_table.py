@@ -76,11 +76,11 @@ def predict_to_table(
     workers: int | None = None,
     progress: bool = True,
     save_every: float = 10.0,
+    *,
+    load,
 ) -> ExtractionReport:
     """Classify ``files`` into the table at ``out``, skipping files it holds; on a Ray cluster if ``cluster`` is
-    given (an address, or "")."""
-    from musicgenre.models.io import resolve_model
-
+    given (an address, or ""). ``load`` (``musicgenre.families.resolve_model``) loads the model ``model_name`` names."""
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise DataError(f"{out}: prediction tables are Parquet files; name it *.parquet (or leave --out out for JSON lines)")
@@ -88,7 +88,7 @@ def predict_to_table(
         from musicgenre.util.cluster import connect
 
         connect(cluster or None)
-    model = resolve_model(model_name, revision)  # the labels, and the local path's model
+    model = load(model_name, revision)  # the labels, and the local path's model
     identity = {"model": model_name, "revision": revision, "max_seconds": max_seconds, "tags": tags, "labels": model.labels}
     remove_stale_temporaries(out)
     rows = read_predictions(out, identity)
@@ -102,7 +102,7 @@ def predict_to_table(
     else:
         from musicgenre.models.cluster import predict_lines
 
-        lines = predict_lines(todo, model_name, revision, max_seconds, tags, cluster or None, workers)
+        lines = predict_lines(todo, model_name, revision, max_seconds, tags, cluster or None, workers, load=load)
     results = ((line["file"], None if "error" in line else [line], line.get("error")) for line in lines)
 
     def save(rows: list[dict]) -> None:

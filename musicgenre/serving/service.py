@@ -19,16 +19,19 @@ from musicgenre.audio.io import DEFAULT_MAX_SECONDS, float_mono, load_audio, pre
 from musicgenre.audio.quality import Quality, assess
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
-from musicgenre.models.io import hub_reachable, resolve_model
+from musicgenre.families import FAMILIES, resolve_model
+from musicgenre.models.hub import hub_reachable
 from musicgenre.models.predict import GenreModel, judge, summarise, window_outputs, window_probabilities
 
 log = logging.getLogger(__name__)
 
 # The Hugging Face audio course's DistilHuBERT fine-tuned on GTZAN (0.83 on its random split).
 DEFAULT_MODEL_ID = "sanchit-gandhi/distilhubert-finetuned-gtzan"
-BUNDLED_PROBE_NAME = "bundled (pretrained musicnn + linear probe)"
-BUNDLED_NAME = "bundled (handcrafted features)"
-BUNDLED_CNN_NAME = "bundled (CNN on mel spectrograms)"
+# Every bundled model, in the registry's order (the default first), by the name the app shows: "bundled (...)".
+BUNDLED_MODELS = {f"bundled:{name}": f"bundled ({family.served_as})" for family in FAMILIES.values() for name in family.bundled}
+BUNDLED_PROBE_NAME = BUNDLED_MODELS["bundled:musicnn"]  # "bundled (pretrained musicnn + linear probe)"
+BUNDLED_NAME = BUNDLED_MODELS["bundled:shallow"]  # "bundled (handcrafted features)"
+BUNDLED_CNN_NAME = BUNDLED_MODELS["bundled:cnn"]  # "bundled (CNN on mel spectrograms)"
 TOP_TAGS = 10
 MEL_SAMPLE_RATE = 22050
 
@@ -95,9 +98,8 @@ def load_models(
     for spec in specs[:1]:
         _add(models, notices, spec, online)
     if bundled:
-        _add(models, notices, "bundled:musicnn", online, BUNDLED_PROBE_NAME)
-        _add(models, notices, "bundled:shallow", online, BUNDLED_NAME)
-        _add(models, notices, "bundled:cnn", online, BUNDLED_CNN_NAME)
+        for spec, name in BUNDLED_MODELS.items():
+            _add(models, notices, spec, online, name)
     for spec in specs[1:]:
         _add(models, notices, spec, online)
     if not models:

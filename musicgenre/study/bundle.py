@@ -18,10 +18,13 @@ import numpy as np
 from musicgenre.data.gtzan import GENRES, label_from_path, labelled_files, track_id
 from musicgenre.data.splits import filtered_part
 from musicgenre.errors import DataError
+from musicgenre.families import FAMILIES
 from musicgenre.features.table import load_feature_table
-from musicgenre.models.io import ShallowModel, save_model
-from musicgenre.models.shallow import make_pipeline
-from musicgenre.training.shallow_study import FeatureSet, pick_best
+
+_SHALLOW = FAMILIES["shallow"]
+ShallowModel, save_model = _SHALLOW.module("folder").ShallowModel, _SHALLOW.save
+make_pipeline = _SHALLOW.module().make_pipeline
+FeatureSet, pick_best = _SHALLOW.trainer().FeatureSet, _SHALLOW.trainer().pick_best
 
 FEATURE_SET_TEXT = {
     "invariant": "the level-dependent columns replaced by gain-invariant ratios, 53 columns in all "

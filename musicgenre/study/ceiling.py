@@ -18,8 +18,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, QuantileTransformer, StandardScaler
 from sklearn.svm import SVC
 
-from musicgenre.models.shallow import feature_steps
-from musicgenre.training.shallow_study import FeatureSet, describe_rows, filtered_train_valid
+from musicgenre.families import FAMILIES
+
+feature_steps = FAMILIES["shallow"].module().feature_steps
+_TRAIN = FAMILIES["shallow"].trainer()
+FeatureSet, describe_rows, filtered_train_valid = _TRAIN.FeatureSet, _TRAIN.describe_rows, _TRAIN.filtered_train_valid
 
 
 def estimators(seed: int) -> dict[str, object]:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from musicgenre.data.gtzan import GENRES, Clip
+from musicgenre.families import FAMILIES
 from musicgenre.features.handcrafted import FEATURE_COLUMNS, SAMPLE_RATE
-from musicgenre.models.shallow import VAR_COLUMNS
 
 COLOURS = {g: c for g, c in zip(GENRES, [f"C{i}" for i in range(len(GENRES))], strict=True)}
 
@@ -66,7 +66,8 @@ def genre_examples(clips: list[Clip], path: str | os.PathLike) -> Path:
 
 def _display(table: pd.DataFrame, column: str) -> tuple[np.ndarray, str]:
     values = table[column].to_numpy(np.float64)
-    if FEATURE_COLUMNS.index(column) in VAR_COLUMNS:  # the columns the models log too (base 10 here, to read)
+    logged = FAMILIES["shallow"].module().VAR_COLUMNS  # the columns the models log too (base 10 here, to read)
+    if FEATURE_COLUMNS.index(column) in logged:
         return np.log10(np.maximum(values, 1e-12)), f"log10 {column}"
     return values, column
 
@@ -112,7 +113,7 @@ def projections(table: pd.DataFrame, title: str, path: str | os.PathLike, seed: 
     from sklearn.manifold import TSNE
     from sklearn.preprocessing import StandardScaler
 
-    from musicgenre.models.shallow import LogVariance
+    LogVariance = FAMILIES["shallow"].module().LogVariance  # noqa: N806 - the class
 
     X = StandardScaler().fit_transform(LogVariance().fit_transform(table[FEATURE_COLUMNS].to_numpy(np.float64)))
     pca = PCA(n_components=2, random_state=seed).fit(X)

@@ -42,8 +42,11 @@ TARGETS = {"clean": 22, "laptop_mic_room": 20, "telephone_band": 16, "pink_10db"
 def matrices(paths: list[str], views: list[str], layer: str, cache_dir) -> tuple[dict, dict]:
     """Per view, the (clips, dim) clip embeddings of ``layer`` (NaN rows where a view failed) and the (clips, 3)
     measured channel (low_hz, high_hz, snr_db) the probe routes by."""
+    from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import LAYERS
-    from musicgenre.training.robust_views import channels_of, load_view
+
+    robust_views = FAMILIES["probe"].module("robust_views")
+    channels_of, load_view = robust_views.channels_of, robust_views.load_view
 
     embeddings, channels = {}, {}
     for view in views:

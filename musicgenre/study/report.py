@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicgenre.errors import DataError
+from musicgenre.families import FAMILIES as REGISTRY
 from musicgenre.study.real_recordings import section as real_recordings_section
 from musicgenre.study.robustness.report import section as robustness_section
 from musicgenre.training.metrics import fmt, plot_confusion
-from musicgenre.training.shallow_study import selection_key
 
 FAMILIES = {
     "svm": "SVM",
@@ -95,7 +95,7 @@ def _shallow(rows: list[dict], source: str) -> list[Row]:
                 macro_f1=r["track_macro_f1"] if three else r["macro_f1"],
                 segment_accuracy=r["accuracy"] if three else None,
                 selection_score=r["inner_cv_accuracy"],
-                rank=selection_key(r),
+                rank=REGISTRY["shallow"].trainer().selection_key(r),
                 confusion=r["track_confusion_matrix"] if three else r["confusion_matrix"],
                 labels=r["labels"],
                 source=source,

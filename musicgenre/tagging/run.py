@@ -50,7 +50,7 @@ class TagSettings:
 def model_id(spec: str, revision: str | None = None) -> str:
     """The model's name as the record stores it: ``bundled`` spelled out, a folder as its absolute path, a Hub id
     with its revision."""
-    from musicgenre.models.io import DEFAULT_BUNDLED
+    from musicgenre.families import DEFAULT_BUNDLED
 
     if spec == "bundled":
         return f"bundled:{DEFAULT_BUNDLED}"
@@ -150,17 +150,20 @@ def _needs_analysis(outcome: Outcome, tags, model: str, settings: TagSettings) -
 
 
 def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
+    from musicgenre.families import resolve_model
+
     if settings.ray is not None:
         from musicgenre.models.cluster import predict_lines
 
         yield from predict_lines(
-            files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.ray or None, settings.workers
+            files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.ray or None, settings.workers,
+            load=resolve_model,
         )
         return
     from musicgenre.models.pool import predict_lines_local
 
     yield from predict_lines_local(
-        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers
+        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers, load=resolve_model
     )
 
 

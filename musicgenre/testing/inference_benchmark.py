@@ -58,25 +58,24 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / name
         if name == "musicnn":
-            from musicgenre.models.io import bundled_model_path, resolve_model
+            from musicgenre.families import bundled_model_path, resolve_model
             from musicgenre.models.musicnn import backbone_path
 
             model, family, inp = resolve_model("bundled:musicnn"), "musicnn-probe", "30 s"
             size = _folder_bytes(bundled_model_path("musicnn")) + (backbone_path() / "model.onnx").stat().st_size
             what = f"the bundled probe ({model.backbone.name} through ONNX Runtime, {model.layer} embedding, NumPy head)"
         elif name == "bundled":
-            from musicgenre.models.io import bundled_model_path, resolve_model
+            from musicgenre.families import bundled_model_path, resolve_model
 
             model, family, inp, folder = resolve_model("bundled:shallow"), "bundled", "30 s", bundled_model_path("shallow")
             what = f"the bundled model ({model.meta.get('estimator', 'shallow')} on handcrafted features)"
         elif name.startswith("cnn-"):
-            from musicgenre.models.cnn import CnnModel, build_cnn, save_cnn
-            from musicgenre.models.io import load_model_folder
-            from musicgenre.training.cnn import CnnSettings
+            from musicgenre.families import FAMILIES, load_model_folder
 
-            seconds, s = float(name.removeprefix("cnn-").removesuffix("s")), CnnSettings()
-            network = build_cnn(seconds, s.width, s.blocks, s.dropout)
-            save_cnn(CnnModel(network, seconds), folder)
+            cnn = FAMILIES["cnn"]
+            seconds, s = float(name.removeprefix("cnn-").removesuffix("s")), cnn.trainer().CnnSettings()
+            network = cnn.module().build_cnn(seconds, s.width, s.blocks, s.dropout)
+            cnn.save(cnn.module().CnnModel(network, seconds), folder)
             model = load_model_folder(folder)  # as served: its ONNX copy when the export passed its check
             family, inp = "cnn", f"{seconds:g} s"
             runtime = "ONNX Runtime" if model.meta.get("runtime") == "onnxruntime" else "Keras, torch backend"
@@ -84,8 +83,10 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
         elif name == "distilhubert":
             from transformers import Wav2Vec2FeatureExtractor
 
-            from musicgenre.models.transformer import load_transformer_model
+            from musicgenre.families import FAMILIES
             from musicgenre.testing.benchmark import distilhubert_sized_model
+
+            load_transformer_model = FAMILIES["transformer"].module().load_transformer_model
 
             os.environ["MUSICGENRE_CACHE"] = tmp  # this process only: the ONNX export is not left in the user's cache
             network = distilhubert_sized_model()
@@ -167,11 +168,13 @@ def _backbone_variants(clip: np.ndarray, runs: int) -> list[dict]:
 
 def _shallow(table: str, results_json: str | None, clip: np.ndarray, runs: int) -> list[dict]:
     """Every shallow family, 30 s and 3 s windows, with the hyper-parameters its study cell chose (or defaults)."""
+    from musicgenre.families import FAMILIES
     from musicgenre.features.handcrafted import FEATURE_COLUMNS
     from musicgenre.features.table import load_feature_table
-    from musicgenre.models.io import ShallowModel, save_model
-    from musicgenre.models.shallow import MODELS, make_pipeline
-    from musicgenre.training.shallow_study import pick_best
+
+    shallow = FAMILIES["shallow"]
+    ShallowModel, save_model = shallow.module("folder").ShallowModel, shallow.save  # noqa: N806 - the class
+    MODELS, make_pipeline, pick_best = shallow.module().MODELS, shallow.module().make_pipeline, shallow.trainer().pick_best  # noqa: N806
 
     rows = load_feature_table(table)
     X, y = rows[FEATURE_COLUMNS].to_numpy(np.float64), rows["label"].map({g: i for i, g in enumerate(GENRES)}).to_numpy()

@@ -1,6 +1,5 @@
-"""Fitting models honestly: metrics and result tables (``metrics``), the shallow study's nested CV under the
-random, grouped and filtered protocols (``shallow_study``), CNN cross-validation (``cnn``), the pretrained
-probe study (``probe``), musicnn's top fine-tuned on the same folds (``probe_top``) and DistilHuBERT
-fine-tuning with the Trainer (``finetune``).
+"""What every family's training shares: metrics and result tables (``metrics``). Each family's own training and
+cross-validation live in its folder under ``musicgenre.families``; ``shallow_study``, ``cnn``, ``probe``,
+``probe_top``, ``robust``, ``robust_views`` and ``finetune`` here are deprecated names for them, kept for one release.
 
 May import: ``models`` and everything below it."""

@@ -65,7 +65,9 @@ class Recipes:
     def bundled(cls) -> Recipes:
         from sklearn.base import clone
 
-        from musicgenre.models.io import bundled_model_path, load_pipeline, resolve_model
+        from musicgenre.families import FAMILIES, bundled_model_path, resolve_model
+
+        load_pipeline = FAMILIES["shallow"].module("folder").load_pipeline
 
         shallow, probe, cnn = (resolve_model(f"bundled:{n}") for n in ("shallow", "musicnn", "cnn"))
         pipeline = clone(load_pipeline(bundled_model_path("shallow")))

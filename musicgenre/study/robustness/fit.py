@@ -9,6 +9,9 @@ held-out clip except through the function it returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from musicgenre.data.gtzan import Clip
@@ -34,7 +37,9 @@ def _fit_shallow(recipes: Recipes, store: ViewStore, items: list[tuple[int, dict
     """The bundled pipeline refitted on the feature rows of ``items`` (after ``X0``/``y0``, if given)."""
     from sklearn.base import clone
 
-    from musicgenre.models.io import ShallowModel
+    from musicgenre.families import FAMILIES
+
+    ShallowModel = FAMILIES["shallow"].module("folder").ShallowModel  # noqa: N806 - the class
 
     X = np.vstack([*([] if X0 is None else [X0]), *[v["features"] for _, v in items]])  # noqa: N806
     y = np.concatenate([*([] if y0 is None else [y0]), *[[store.data.labels[i]] * len(v["features"]) for i, v in items]])
@@ -72,9 +77,14 @@ def cnn_probabilities(network, views: dict[str, np.ndarray]) -> np.ndarray:
 
 def fit_probe(store: ViewStore, train: np.ndarray, conditions: list[str], recipes: Recipes, k: int, seed: int) -> tuple:
     """The probe's nested recipe: layer and C by inner grouped CV on the training clips, then the head on all of them."""
+    from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import load_backbone
-    from musicgenre.models.probe import ProbeModel, head_from_pipeline
-    from musicgenre.training.probe import Embedded, ProbeSettings, choose, make_head
+
+    model_code, train_code = FAMILIES["probe"].module(), FAMILIES["probe"].trainer()
+    ProbeModel, head_from_pipeline = model_code.ProbeModel, model_code.head_from_pipeline  # noqa: N806 - the class
+    Embedded, ProbeSettings, choose, make_head = (  # noqa: N806 - the classes
+        train_code.Embedded, train_code.ProbeSettings, train_code.choose, train_code.make_head
+    )
 
     items = store.items(train, conditions)
     labels = np.array([store.data.labels[i] for i, _ in items])
@@ -90,7 +100,9 @@ def fit_probe(store: ViewStore, train: np.ndarray, conditions: list[str], recipe
 def fit_cnn(clips: list[Clip], train: np.ndarray, augment: list[str], settings, k: int, seed: int) -> tuple:
     """The CNN's recipe (crops, mixup, early stopping on an inner fold) on the training clips, plus degraded copies."""
     from musicgenre.audio.degradations import DEGRADATIONS
-    from musicgenre.training.cnn import fit_fold
+    from musicgenre.families import FAMILIES
+
+    fit_fold = FAMILIES["cnn"].trainer().fit_fold
 
     train_clips = [clips[i] for i in train]
     for name in augment:  # the very audio the views of these clips were computed from
@@ -100,3 +112,32 @@ def fit_cnn(clips: list[Clip], train: np.ndarray, augment: list[str], settings, 
         ]
     network, epochs = fit_fold(train_clips, settings, k)
     return (lambda v: cnn_probabilities(network, v)), {"fold": k, "epochs": epochs}
+
+
+@dataclass
+class FoldJob:
+    """One fold of one of the study's families: what any ``FOLD_FITS`` entry may need."""
+
+    store: ViewStore
+    train: np.ndarray
+    test: np.ndarray
+    augment: list[str]
+    recipes: Recipes
+    k: int
+    seed: int
+    clips: list[Clip] | None = None  # the cnn's: it is fitted on audio, not on views
+    cnn_settings: object = None
+    table: object = None  # features_table's public rows
+
+    @property
+    def conditions(self) -> list[str]:
+        return ["clean", *self.augment]
+
+
+# The study's families (``catalogue.FAMILY_NAMES``), each to its fold fit: (views -> probabilities, what it chose).
+FOLD_FITS: dict[str, Callable[[FoldJob], tuple]] = {
+    "features": lambda j: fit_features(j.store, j.train, j.conditions, j.recipes, j.k),
+    "features_table": lambda j: fit_features_table(j.store, j.table, j.train, j.test, j.augment, j.recipes, j.k),
+    "probe": lambda j: fit_probe(j.store, j.train, j.conditions, j.recipes, j.k, j.seed),
+    "cnn": lambda j: fit_cnn(j.clips, j.train, j.augment, j.cnn_settings, j.k, j.seed),
+}

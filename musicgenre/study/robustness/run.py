@@ -23,7 +23,7 @@ from musicgenre.data.gtzan import GENRES, Clip
 from musicgenre.data.splits import kfold
 from musicgenre.errors import DataError, describe_failure
 from musicgenre.study.robustness.catalogue import DEGRADE_RATE, FAMILY_NAMES, STUDY_VERSION, Recipes, StudySettings, clip_seed
-from musicgenre.study.robustness.fit import fit_cnn, fit_features, fit_features_table, fit_probe
+from musicgenre.study.robustness.fit import FOLD_FITS, FoldJob
 from musicgenre.study.robustness.report import augmentation_verdicts, markdown
 from musicgenre.study.robustness.views import StudyData, ViewStore, prepare
 
@@ -69,18 +69,11 @@ def run_family(
     folds = list(kfold("grouped", data.labels, data.tracks, settings.folds, settings.seed))
     probs = {c: np.full((len(data.labels), len(GENRES)), np.nan) for c in data.conditions}
     info = []
+    if family not in FOLD_FITS:
+        raise DataError(f"unknown family {family!r}; choose from {', '.join(FAMILY_NAMES)}")
     for k, (train, test) in enumerate(folds):
-        conditions = ["clean", *augment]
-        if family == "features":
-            predict, fold = fit_features(store, train, conditions, recipes, k)
-        elif family == "features_table":
-            predict, fold = fit_features_table(store, table, train, test, augment, recipes, k)
-        elif family == "probe":
-            predict, fold = fit_probe(store, train, conditions, recipes, k, settings.seed)
-        elif family == "cnn":
-            predict, fold = fit_cnn(clips, train, augment, cnn_settings, k, settings.seed)
-        else:
-            raise DataError(f"unknown family {family!r}; choose from {', '.join(FAMILY_NAMES)}")
+        job = FoldJob(store, train, test, augment, recipes, k, settings.seed, clips, cnn_settings, table)
+        predict, fold = FOLD_FITS[family](job)
         for i in test:
             for c in data.conditions:
                 v = store(i, c)
@@ -105,7 +98,7 @@ def score_external(spec: str, data: StudyData, settings: StudySettings, progress
     """A model given by folder or Hub id, as it is (not refitted: it must not have trained on these clips),
     on every clip under every condition, through ``predict_array`` as the app and CLI run it."""
     from musicgenre.audio.degradations import DEGRADATIONS
-    from musicgenre.models.io import resolve_model
+    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array
 
     model = resolve_model(spec)
@@ -152,8 +145,8 @@ def run_study(
     import json
 
     from musicgenre.audio.degradations import DEGRADATIONS
+    from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import sha256
-    from musicgenre.training.cnn import CnnSettings
     from musicgenre.util.atomic import atomic_open, write_json_atomic
 
     unknown = sorted(set(settings.families + settings.augment_families) - set(FAMILY_NAMES))
@@ -167,7 +160,9 @@ def run_study(
         progress(f"{Path(path).name}: no views for {', '.join(f'{c} ({w})' for c, w in bad.items())}")
     augment = settings.augmentations()
     n_folds = len(list(kfold("grouped", data.labels, data.tracks, settings.folds, settings.seed)))  # may be fewer
-    cnn_settings = CnnSettings(seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed)
+    cnn_settings = FAMILIES["cnn"].trainer().CnnSettings(
+        seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed
+    )
     identity = {  # everything a stored result depends on: a rerun reuses results only when all of it is the same
         "protocol": f"grouped {n_folds}-fold by track, seed {settings.seed}",
         "data_dir": Path(data_dir).name,
@@ -249,7 +244,7 @@ def recipe_sha256(pipeline) -> str:
 
 
 def _table(path: str):
+    from musicgenre.families import FAMILIES
     from musicgenre.features.table import load_feature_table
-    from musicgenre.training.shallow_study import FeatureSet
 
-    return FeatureSet.from_table(load_feature_table(path), "30s")
+    return FAMILIES["shallow"].trainer().FeatureSet.from_table(load_feature_table(path), "30s")

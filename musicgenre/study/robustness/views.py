@@ -29,8 +29,10 @@ from musicgenre.util.atomic import save_npz_atomic
 def feature_view(y: np.ndarray, window: float, max_seconds: float = DEFAULT_MAX_SECONDS) -> np.ndarray:
     """A shallow model's feature rows (one per ``window`` seconds) of mono audio at DEGRADE_RATE, as
     ``predict_array`` computes them for it."""
+    from musicgenre.families import FAMILIES
     from musicgenre.features.handcrafted import SAMPLE_RATE
-    from musicgenre.models.io import feature_rows
+
+    feature_rows = FAMILIES["shallow"].module("folder").feature_rows
 
     audio = prepare_audio(y, DEGRADE_RATE, SAMPLE_RATE, max_seconds=max_seconds).samples
     return feature_rows(windows(audio, SAMPLE_RATE, window), SAMPLE_RATE)
@@ -54,11 +56,13 @@ def views_of(y: np.ndarray, recipes: Recipes, backbone, max_seconds: float = DEF
     ``features``: one feature row per window; ``cnn``: the network's input batch; ``emb_<output>``:
     the backbone's per-window mean of each output (what ``musicnn.clip_embedding`` joins).
     """
-    from musicgenre.models.cnn import SAMPLE_RATE as CNN_RATE
-    from musicgenre.models.cnn import window_inputs
+    from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import OUTPUTS
     from musicgenre.models.musicnn import SAMPLE_RATE as PROBE_RATE
-    from musicgenre.training.robust_views import channels_of, embed_audio
+
+    cnn, robust_views = FAMILIES["cnn"].module(), FAMILIES["probe"].module("robust_views")
+    CNN_RATE, window_inputs = cnn.SAMPLE_RATE, cnn.window_inputs  # noqa: N806 - the module's constant
+    channels_of, embed_audio = robust_views.channels_of, robust_views.embed_audio
 
     def at(rate: int) -> np.ndarray:  # as predict_array prepares any upload for a model of that rate
         return prepare_audio(y, DEGRADE_RATE, rate, max_seconds=max_seconds).samples
@@ -81,8 +85,10 @@ def cache_folder(cache_dir: str | os.PathLike, recipes: Recipes, seed: int, max_
     Within it an entry is keyed by file content; the degradations' seed comes from the track name, so a file with
     the same content as another (GTZAN has a few exact repeats) shares the first one's views.
     """
+    from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import load_backbone
-    from musicgenre.training.probe import PREPROCESS_VERSION
+
+    PREPROCESS_VERSION = FAMILIES["probe"].trainer().PREPROCESS_VERSION  # noqa: N806 - the module's constant
 
     backbone = load_backbone()
     level = "norm" if recipes.probe_normalise else "raw"
