@@ -298,6 +298,9 @@ def add_live_mode(live_audio: gr.Audio, state: gr.State, panel: gr.Markdown, mod
 
 
 def main(argv: list[str] | None = None) -> None:
+    from musicgenre.features import jitcache
+
+    jitcache.configure()  # as the CLI does: librosa's compiled code (the shallow model's reference path) in our cache
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (args,) = parse_dataclasses(AppArguments, argv=argv, description=__doc__)
     limit_malloc_arenas()  # before the server's worker threads exist: memory levels off under load
