@@ -93,7 +93,7 @@ class _Analyser:
 
     def __init__(self, spec: str, genre_map: str | None):
         from musicgenre.errors import MusicGenreError
-        from musicgenre.models.io import resolve_model
+        from musicgenre.families import resolve_model
         from musicgenre.models.predict import DEFAULT_UNCERTAIN_BELOW
         from musicgenre.tagging.names import load_genre_map
         from musicgenre.tagging.run import model_id

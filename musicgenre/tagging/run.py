@@ -71,10 +71,15 @@ class Outcome:
     detail: str = ""
     seen: object = field(default=None, repr=False)  # the tags read at the start (formats.FileTags)
 
+    @property
+    def reason(self) -> str:
+        """``detail`` without the file's path, which errors start with and the row already shows."""
+        return self.detail.removeprefix(f"{self.file}: ")
+
     def row(self) -> str:
         p = "" if self.probability is None else f"{self.probability:.3f}"
         cells = [self.file, "; ".join(self.current) or "-", "; ".join(self.proposed) or "-", p or "-", self.action]
-        return "\t".join(cells + ([self.detail] if self.detail else []))
+        return "\t".join(cells + ([self.reason] if self.detail else []))
 
 
 HEADER = "file\tcurrent genre\tproposed genre\tprobability\taction"
@@ -98,7 +103,7 @@ class TagReport:
         parts = [tagged, f"{self.count('done')} already tagged by this model", f"{self.count('kept')} kept the user's genre"]
         parts += [f"{self.count('below')} below --min-prob", f"{self.failed} failed"]
         lines = [f"musicgenre tag: {len(self.outcomes)} files: " + ", ".join(parts)]
-        lines += [f"  failed: {o.file}: {o.detail}" for o in self.outcomes if o.action == "failed"]
+        lines += [f"  failed: {o.file}: {o.reason}" for o in self.outcomes if o.action == "failed"]
         if self.interrupted:
             lines.append("interrupted: every file is either untouched or fully tagged; rerun the command to do the rest")
         if self.journal is not None:
@@ -287,7 +292,7 @@ def _decide(outcome: Outcome, line: dict, names: dict[str, str], model: str, set
         _write(Path(outcome.file), outcome.proposed, Record(model, outcome.proposed, scores), tags, journal, outcome.seen)
         outcome.action = "tagged"
     except ChangedMeanwhileError as exc:
-        outcome.action, outcome.detail = "kept", str(exc).removeprefix(f"{outcome.file}: ")
+        outcome.action, outcome.detail = "kept", str(exc)
     except MusicGenreError as exc:
         outcome.action, outcome.detail = "failed", describe_failure(exc)
     except OSError as exc:

@@ -57,5 +57,5 @@ def undo_summary(report: TagReport) -> str:
         f"musicgenre tag --undo: {len(report.outcomes)} files: {counts['restored']} restored, "
         f"{counts['kept']} changed since and left alone, {counts['failed']} failed"
     ]
-    lines += [f"  {o.action}: {o.file}: {o.detail}" for o in report.outcomes if o.action in ("kept", "failed")]
+    lines += [f"  {o.action}: {o.file}: {o.reason}" for o in report.outcomes if o.action in ("kept", "failed")]
     return "\n".join(lines)
