@@ -195,7 +195,7 @@ def _tag(args: argparse.Namespace) -> int:
         min_prob=args.min_prob,
         journal=Path(args.journal) if args.journal else None,
         force=args.force,
-        workers=args.workers or 1,
+        workers=args.workers,
         ray=args.ray,
         max_seconds=args.max_seconds,
         progress=not args.no_progress,

@@ -81,9 +81,9 @@ def resolve_model(spec: str | ModelSpec = "bundled", revision: str | None = None
             raise ModelError(f"the bundled {spec.name} model is missing from this installation")
         return load_model_folder(path)
     if spec.kind == "folder":
-        if (Path(spec.name) / CONFIG_NAME).is_file() or _checkpoint_family(spec.name) is None:
+        if (Path(spec.name) / CONFIG_NAME).is_file() or (family := _checkpoint_family(spec.name)) is None:
             return load_model_folder(spec.name)
-        return _checkpoint_family(spec.name).load_checkpoint(spec.name, revision, local_files_only=True)
+        return family.load_checkpoint(spec.name, revision, local_files_only=True)
     online = hub_reachable() if online is None else online
     if hub_file(spec.name, CONFIG_NAME, revision, online):
         return load_model_folder(download_model(spec.name, revision, local_files_only=not online))

@@ -29,11 +29,11 @@ FAMILIES = {
     "xgb": "XGBoost",
     "knn": "k-NN",
     "lda": "LDA",
-    "cnn": "CNN (Keras, log-mel)",
-    "musicnn-probe": "musicnn probe (pretrained, frozen)",
+    "cnn": REGISTRY["cnn"].title,  # the families' own names for their rows
+    "musicnn-probe": REGISTRY["probe"].title,
     "musicnn-top": "musicnn, top fine-tuned (pretrained)",
     "musicnn-zero-shot": "musicnn tags, zero-shot",
-    "distilhubert": "DistilHuBERT (fine-tuned)",
+    "distilhubert": REGISTRY["transformer"].title,
 }
 
 INPUTS = {"30 s": 0, "3 s": 1, "waveform": 2}

@@ -41,22 +41,23 @@ class TagSettings:
     min_prob: float | None = None  # files whose top probability is lower are reported and skipped
     journal: Path | None = None
     force: bool = False  # analyse and write files that already carry this model's answer
-    workers: int = 1
+    workers: int | None = None  # local processes (None: one), or Ray actors (None: one per CPU of the cluster)
     ray: str | None = None  # a Ray address ("" for $RAY_ADDRESS or a local instance); None: local processes
     max_seconds: float = DEFAULT_MAX_SECONDS
     progress: bool = True
 
 
 def model_id(spec: str, revision: str | None = None) -> str:
-    """The model's name as the record stores it: ``bundled`` spelled out, a folder as its absolute path, a Hub id
-    with its revision."""
-    from musicgenre.families import DEFAULT_BUNDLED
+    """The model's name as the record stores it (``families.parse_spec``'s reading of ``spec``): ``bundled`` spelled
+    out, a folder as its absolute path, a Hub id with its revision."""
+    from musicgenre.families import parse_spec
 
-    if spec == "bundled":
-        return f"bundled:{DEFAULT_BUNDLED}"
-    if Path(spec).exists():
-        return str(Path(spec).resolve())
-    return f"{spec}@{revision}" if revision else spec
+    parsed = parse_spec(spec, revision)
+    if parsed.kind == "folder":
+        return str(Path(parsed.name).resolve())
+    if parsed.kind == "hub" and revision:
+        return f"{parsed}@{revision}"
+    return str(parsed)
 
 
 @dataclass
@@ -168,7 +169,7 @@ def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
     from musicgenre.models.pool import predict_lines_local
 
     yield from predict_lines_local(
-        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers, load=resolve_model
+        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers or 1, load=resolve_model
     )
 
 
