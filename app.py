@@ -27,6 +27,7 @@ import pandas as pd
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.audio.io import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
+from musicgenre.models.runtime import RUNTIME_VARIABLE, RUNTIMES, check_runtime
 from musicgenre.serving.gradio_import import import_gradio
 from musicgenre.serving.malloc import limit_malloc_arenas
 from musicgenre.serving.service import (
@@ -69,6 +70,13 @@ class AppArguments:
     concurrency_limit: int = field(
         default_factory=lambda: int(os.environ.get("CONCURRENCY_LIMIT", "2")),
         metadata={"help": "requests processed at once (env CONCURRENCY_LIMIT); the rest wait in the queue"},
+    )
+    runtime: str | None = field(
+        default_factory=lambda: os.environ.get(RUNTIME_VARIABLE) or None,
+        metadata={
+            "help": f"how the models run, one of {', '.join(RUNTIMES)} (env {RUNTIME_VARIABLE}; default: ONNX Runtime and "
+            "NumPy heads; torch, keras, sklearn: the reference implementations, musicgenre.models.runtime)"
+        },
     )
 
 
@@ -305,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     (args,) = parse_dataclasses(AppArguments, argv=argv, description=__doc__)
     limit_malloc_arenas()  # before the server's worker threads exist: memory levels off under load
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP request otherwise
-    models = load_models(args.model_id or None, args.models)
+    runtime = check_runtime(args.runtime, f"--runtime (env {RUNTIME_VARIABLE})")
+    models = load_models(args.model_id or None, args.models, runtime=runtime)
     models.warm_up()
     log.info("serving %s", list(models.models))
     for notice in models.notices:

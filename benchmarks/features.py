@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
-from musicgenre.testing.benchmark import feature_benchmark, print_table
 from musicgenre.util.atomic import write_json_atomic
+
+from harness.benchmark import feature_benchmark, print_table
 
 
 @dataclass

@@ -18,8 +18,9 @@ from musicgenre.audio.example import example_clip
 from musicgenre.audio.io import load_audio
 from musicgenre.data.gtzan import default_shared_data, find_audio_files
 from musicgenre.features.handcrafted import SAMPLE_RATE
-from musicgenre.testing.inference_benchmark import SERVED, inference_benchmark
 from musicgenre.util.atomic import write_json_atomic
+
+from harness.inference_benchmark import SERVED, inference_benchmark
 
 SHARED = default_shared_data()
 

@@ -23,8 +23,9 @@ from musicgenre.audio.example import example_clip
 from musicgenre.audio.io import load_audio
 from musicgenre.data.gtzan import default_shared_data, find_audio_files
 from musicgenre.features.handcrafted import SAMPLE_RATE
-from musicgenre.testing.load_benchmark import run_load_benchmark
 from musicgenre.util.atomic import write_json_atomic
+
+from harness.load_benchmark import run_load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
-from musicgenre.testing.benchmark import print_table, scale_benchmark
 from musicgenre.util.atomic import write_json_atomic
+
+from harness.benchmark import print_table, scale_benchmark
 
 
 @dataclass

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from musicgenre.arguments import parse_dataclasses
-from musicgenre.testing.benchmark import transformer_inference_benchmark
 from musicgenre.util.atomic import write_json_atomic
+
+from harness.benchmark import transformer_inference_benchmark
 
 
 @dataclass

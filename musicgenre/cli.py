@@ -21,6 +21,24 @@ def _ray_address(args: argparse.Namespace, inputs: str = "inputs") -> None:
         args.ray = ""
 
 
+def runtime_from_env() -> str | None:
+    """``$MUSICGENRE_RUNTIME``, checked: the default of ``--runtime``. The command reads it here, once, and passes the
+    value down; nothing in the library reads it."""
+    from musicgenre.models.runtime import RUNTIME_VARIABLE, check_runtime
+
+    return check_runtime(os.environ.get(RUNTIME_VARIABLE), f"${RUNTIME_VARIABLE}")
+
+
+def _loader(args: argparse.Namespace):
+    """``resolve_model`` with the command's ``--runtime``: the loader handed down (to worker processes and Ray actors
+    too, which never read the environment for it)."""
+    from functools import partial
+
+    from musicgenre.families import resolve_model
+
+    return partial(resolve_model, runtime=args.runtime)
+
+
 def _features(args: argparse.Namespace) -> int:
     from musicgenre.features.table import extract_inputs
 
@@ -42,9 +60,9 @@ def _features(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from musicgenre.data.gtzan import expand_lists
-    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_line
 
+    load = _loader(args)
     tags = args.num_tags if args.tags else 0
     _ray_address(args, "files")
     args.files = expand_lists(args.files)
@@ -53,18 +71,18 @@ def _predict(args: argparse.Namespace) -> int:
 
         report = predict_to_table(
             args.files, args.out, args.model, args.revision, args.max_seconds, tags, args.ray, args.workers, not args.no_progress,
-            load=resolve_model,
-        )
+            load=load,
+        )  # fmt: skip
         print(report.summary(args.out), file=sys.stderr)
         return 1 if report.failed else 0
     if args.ray is not None:
         from musicgenre.models.cluster import predict_lines
 
         lines = predict_lines(
-            args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers, load=resolve_model
+            args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers, load=load
         )
     else:
-        model = resolve_model(args.model, args.revision)
+        model = load(args.model, args.revision)
         lines = (predict_line(model, path, args.max_seconds, tags) for path in args.files)
     failed = 0
     for line in lines:
@@ -88,11 +106,10 @@ def _embed(args: argparse.Namespace) -> int:
 def _evaluate_audio(args: argparse.Namespace) -> int:
     """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
     from musicgenre.data.gtzan import label_from_path, labelled_files
-    from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_file
     from musicgenre.training.metrics import classification_metrics
 
-    model = resolve_model(args.model or "bundled", args.revision)
+    model = _loader(args)(args.model or "bundled", args.revision)
     files = labelled_files(args.audio)
     truth, pred, failed = [], [], {}
     for path in files:
@@ -110,7 +127,7 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from musicgenre.families import family_of_model, resolve_model
+    from musicgenre.families import family_of_model
     from musicgenre.features.handcrafted import FEATURE_COLUMNS
     from musicgenre.features.table import load_feature_table
     from musicgenre.training.metrics import classification_metrics
@@ -120,7 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.audio is not None:
         return _evaluate_audio(args)
     args.model = args.model or "bundled:shallow"
-    model = resolve_model(args.model, args.revision)
+    model = _loader(args)(args.model, args.revision)
     family = family_of_model(model)
     if family is None or family.reads != "features":
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
@@ -142,7 +159,6 @@ def _robustness(args: argparse.Namespace) -> int:
     calibration per degradation where the paths name the genres."""
     from musicgenre.audio.degradations import select
     from musicgenre.data.gtzan import find_audio_files
-    from musicgenre.families import resolve_model
     from musicgenre.study.stability import stability
     from musicgenre.util.atomic import atomic_open
 
@@ -152,7 +168,8 @@ def _robustness(args: argparse.Namespace) -> int:
     degradations, notices = select(args.degradations)
     for notice in notices:
         print(f"musicgenre: {notice}", file=sys.stderr)
-    report = stability(resolve_model(args.model, args.revision), args.model, files, degradations, args.seed, args.max_seconds)
+    model = _loader(args)(args.model, args.revision)
+    report = stability(model, args.model, files, degradations, args.seed, args.max_seconds)
     report.notices = notices
     if args.out:
         with atomic_open(args.out) as f:
@@ -188,6 +205,7 @@ def _tag(args: argparse.Namespace) -> int:
         write=args.write,
         model=args.model,
         revision=args.revision,
+        runtime=args.runtime,
         multi=args.multi,
         tags=args.num_tags if args.tags else 0,
         genre_map=args.genre_map,
@@ -250,6 +268,18 @@ def _ray_options(p: argparse.ArgumentParser, workers_help: str) -> None:
     )
 
 
+def _runtime_option(p: argparse.ArgumentParser) -> None:
+    from musicgenre.models.runtime import RUNTIME_VARIABLE, RUNTIMES
+
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help=f"how the model runs: torch, keras or sklearn for the reference implementation (default: ${RUNTIME_VARIABLE}, "
+        "else ONNX Runtime and NumPy heads)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from musicgenre import __version__
 
@@ -306,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-tags", type=_positive_int, default=5, metavar="N", help="how many tags --tags adds (default 5)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub id")
+    _runtime_option(p)
     p.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="analyse at most this much of each file (default 600)"
     )
@@ -354,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default=None, help="default: bundled:shallow for --features, bundled for --audio")
     p.add_argument("--revision", default=None)
+    _runtime_option(p)
     p.add_argument("--features", default=None, help="CSV in the public GTZAN schema; its label column is the truth")
     p.add_argument("--audio", default=None, help="a GTZAN-like folder: the genre comes from each file's folder or name")
     p.set_defaults(func=_evaluate)
@@ -370,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
     p.add_argument("--model", default="bundled", help="as for predict (default: bundled)")
     p.add_argument("--revision", default=None, help="Hub revision for a Hub id")
+    _runtime_option(p)
     p.add_argument("--degradations", nargs="+", default=None, metavar="NAME", help="default: all of them")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--out", default=None, help="also write the per-file results as JSON here")
@@ -393,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write the tags (default: a dry run that changes nothing)")
     p.add_argument("--model", default="bundled", help="as for predict (default: bundled)")
     p.add_argument("--revision", default=None, help="Hub revision for a Hub id")
+    _runtime_option(p)
     p.add_argument(
         "--multi",
         type=_probability,
@@ -447,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     jitcache.configure()  # before anything imports numba: librosa's compiled code goes to our own, checked cache
     args = build_parser().parse_args(argv)
     try:
+        if "runtime" in vars(args) and args.runtime is None:
+            args.runtime = runtime_from_env()
         return args.func(args)
     except MusicGenreError as exc:
         print(f"musicgenre: error: {exc}", file=sys.stderr)

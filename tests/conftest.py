@@ -35,6 +35,8 @@ settings.register_profile("thorough", max_examples=400, deadline=None, suppress_
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
+# The benchmarks' harness (benchmarks/harness), which the load test drives, importable as when a benchmark runs.
+sys.path.append(str(ROOT / "benchmarks"))
 SHARED = default_shared_data()
 SR = 22050
 UPLOAD_LIMIT = "8mb"  # the test server's --max_upload

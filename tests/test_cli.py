@@ -104,6 +104,31 @@ def test_clear_errors_for_bad_models_and_tables(tmp_path):
     assert "Traceback" not in offline.stderr + missing.stderr + table.stderr
 
 
+def test_the_runtime_is_the_option_else_the_environment(tmp_path, monkeypatch, capsys):
+    """``--runtime``, else ``$MUSICGENRE_RUNTIME``: the command reads it and passes it down (the library never reads it)."""
+    from musicgenre import families
+    from musicgenre.cli import main
+
+    real, ran = families.resolve_model, []
+
+    def resolve_model(*args, **kwargs):
+        model = real(*args, **kwargs)
+        ran.append(model.meta["runtime"])
+        return model
+
+    monkeypatch.setattr(families, "resolve_model", resolve_model)
+    clip = str(write_audio(tmp_path / "clip.wav", seconds=4.0))
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
+    assert main(["predict", "--model", "bundled:shallow", clip]) == 0
+    assert main(["predict", "--model", "bundled:shallow", "--runtime", "onnxruntime", clip]) == 0  # the option wins
+    monkeypatch.delenv("MUSICGENRE_RUNTIME")
+    assert main(["predict", "--model", "bundled:shallow", clip]) == 0
+    assert ran == ["sklearn", "numpy", "numpy"]  # the skops pipeline, then the NumPy head (the default)
+    monkeypatch.setenv("MUSICGENRE_RUNTIME", "tensorflow")
+    assert main(["predict", "--model", "bundled:shallow", clip]) == 2
+    assert "$MUSICGENRE_RUNTIME: unknown runtime 'tensorflow'" in capsys.readouterr().err
+
+
 def test_demo_and_help(tmp_path):
     demo = run_cli("demo", "--out", str(tmp_path / "demo.wav"))
     assert demo.returncode == 0, demo.stderr

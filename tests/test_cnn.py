@@ -63,21 +63,19 @@ def test_save_reload_same_probabilities(saved):
     assert np.allclose(loaded.predict_windows(parts).sum(axis=1), 1.0)
 
 
-def test_the_keras_file_still_loads_and_agrees_with_the_onnx_copy(saved, monkeypatch):
+def test_the_keras_file_still_loads_and_agrees_with_the_onnx_copy(saved):
     _, folder = saved
     parts = [synth(3.0, seed=52), synth(3.0, seed=53)]
     via_onnx = resolve_model(str(folder)).predict_windows(parts)
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
-    keras_model = resolve_model(str(folder))
-    assert keras_model.meta["runtime"] == "keras"
+    keras_model = resolve_model(str(folder), runtime="keras")
+    assert keras_model.meta["runtime"] == "keras" and resolve_model(str(folder), runtime="torch").meta["runtime"] == "keras"
     assert np.allclose(keras_model.predict_windows(parts), via_onnx, atol=1e-6)
 
 
-def test_the_bundled_cnn_onnx_copy_matches_its_keras_file_on_real_clips(mini_clips, monkeypatch):
+def test_the_bundled_cnn_onnx_copy_matches_its_keras_file_on_real_clips(mini_clips):
     clips = [load_audio(c, sr=22050).samples for c in mini_clips[::15]]
     via_onnx = resolve_model("bundled:cnn")
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
-    via_keras = resolve_model("bundled:cnn")
+    via_keras = resolve_model("bundled:cnn", runtime="keras")
     for y in clips:
         parts = windows(y, 22050, 3.0)
         assert np.abs(via_onnx.predict_windows(parts) - via_keras.predict_windows(parts)).max() < 1e-5
@@ -96,7 +94,7 @@ def test_served_by_predict_the_app_and_the_push_script(saved, tmp_path):
     assert plan.kind == "keras" and "model.keras" in plan.files
 
 
-def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
+def test_damaged_model_file_is_a_model_error(saved, tmp_path):
     import shutil
 
     _, folder = saved
@@ -111,9 +109,8 @@ def test_damaged_model_file_is_a_model_error(saved, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="cannot load model.onnx"):
         resolve_model(str(broken))
     (broken / "model.keras").write_bytes(b"not a keras file")
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "keras")
     with pytest.raises(ModelError, match="cannot load model.keras"):
-        resolve_model(str(broken))
+        resolve_model(str(broken), runtime="keras")
 
 
 @pytest.mark.slow

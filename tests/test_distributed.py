@@ -243,6 +243,7 @@ def test_a_prediction_table_on_the_cluster_is_the_local_one_even_when_an_actor_i
 def test_a_cluster_that_refuses_the_connection_is_a_clear_error(cluster, clips, tmp_path):
     """Ray 2.5x clusters need the token: without it, the command ends with one line saying so, and writes nothing."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["RAY_NUM_REDIS_GET_RETRIES"] = "2"  # Ray retries a refused connection once a second, 20 times by default
     cmd = [sys.executable, "-m", "musicgenre", "features", "--ray", cluster, "--out", str(tmp_path / "t.csv"), str(clips[0])]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and f"cannot reach the Ray cluster at {cluster}" in done.stderr, done.stderr[-2000:]

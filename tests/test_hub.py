@@ -100,8 +100,8 @@ def test_space_plan_is_the_app_and_the_package():
     assert "musicgenre/models/bundled/shallow/pipeline.skops" in plan.files
     shipped = {"musicgenre/models/pretrained/MSD_musicnn/model.onnx", "musicgenre/models/bundled/musicnn/head.safetensors"}
     assert shipped <= set(plan.files)
-    assert not any(f.startswith(("tests/", "experiments/", "results/")) or f.endswith(".pyc") for f in plan.files)
-    assert not any(f.startswith("musicgenre/testing/") for f in plan.files)  # benchmark and test support stay behind
+    assert not any(f.startswith(("tests/", "experiments/", "results/", "benchmarks/")) or f.endswith(".pyc") for f in plan.files)
+    assert not any(f.startswith("musicgenre/testing/") for f in plan.files)  # test support stays behind
 
 
 def test_download_uses_and_reports_a_cached_copy(tmp_path):

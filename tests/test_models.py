@@ -138,7 +138,7 @@ def test_save_and_load_round_trip(name, data, tmp_path):
 
 @pytest.mark.parametrize("feature_set", ["invariant", "raw"])
 @pytest.mark.parametrize("name", ["lda", "logreg"])
-def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, feature_set, data, tmp_path, monkeypatch):
+def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, feature_set, data, tmp_path):
     """On the 627 public rows: the head the folder loads by default is not scikit-learn, and agrees with it to 1e-9."""
     from musicgenre.models.linear import LinearHead
 
@@ -149,8 +149,9 @@ def test_linear_pipelines_load_as_numpy_heads_with_the_same_probabilities(name, 
     head = load_model_folder(folder)
     assert isinstance(head.pipeline, LinearHead) and head.pipeline.feature_set == feature_set
     assert np.abs(head.predict_proba(data.X) - pipe.predict_proba(data.X)).max() <= 1e-9
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
-    assert isinstance(load_model_folder(folder).pipeline, Pipeline)
+    pipeline = load_model_folder(folder, runtime="sklearn")
+    assert isinstance(pipeline.pipeline, Pipeline) and (head.meta["runtime"], pipeline.meta["runtime"]) == ("numpy", "sklearn")
+    assert "runtime" not in json.loads((save_model(pipeline, tmp_path / "again") / "musicgenre.json").read_text())
 
 
 def test_other_pipelines_get_no_head(data, tmp_path):
@@ -160,36 +161,33 @@ def test_other_pipelines_get_no_head(data, tmp_path):
         assert from_pipeline(make_pipeline(name).fit(data.X, data.y)) is None, name
 
 
-def test_the_bundled_feature_model_gives_the_same_answers_without_scikit_learn(data, monkeypatch):
+def test_the_bundled_feature_model_gives_the_same_answers_without_scikit_learn(data):
     from musicgenre.families import resolve_model
 
     head = resolve_model("bundled:shallow")
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
-    pipeline = resolve_model("bundled:shallow")
+    pipeline = resolve_model("bundled:shallow", runtime="sklearn")
     assert type(head.pipeline).__name__ == "LinearHead" and isinstance(pipeline.pipeline, Pipeline)
     assert np.abs(head.predict_proba(data.X) - pipeline.predict_proba(data.X)).max() <= 1e-9
 
 
-def test_untrusted_types_are_refused(data, tmp_path, monkeypatch):
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")  # the skops file, not the NumPy head beside it
+def test_untrusted_types_are_refused(data, tmp_path):
     folder = save_model(ShallowModel(make_pipeline("logreg").fit(data.X, data.y)), tmp_path / "m")
     evil = Pipeline([("x", Untrusted()), *make_pipeline("logreg").steps]).fit(data.X, data.y)
     sio.dump(evil, folder / "pipeline.skops")
     with pytest.raises(ModelError, match="not trusted"):
-        load_model_folder(folder)
+        load_model_folder(folder, runtime="sklearn")  # the skops file, not the NumPy head beside it
     with pytest.raises(ModelError, match="not a musicgenre model folder"):
         load_model_folder(tmp_path)
 
 
-def test_scikit_learn_estimators_outside_the_list_are_refused_too(data, tmp_path, monkeypatch):
+def test_scikit_learn_estimators_outside_the_list_are_refused_too(data, tmp_path):
     """skops trusts every scikit-learn estimator by default; here only TRUSTED_TYPES load (skops was imported first)."""
-    monkeypatch.setenv("MUSICGENRE_RUNTIME", "sklearn")
     from sklearn.naive_bayes import GaussianNB
 
     folder = save_model(ShallowModel(make_pipeline("lda").fit(data.X, data.y)), tmp_path / "m")
     sio.dump(Pipeline([*make_pipeline("lda").steps[:-1], ("model", GaussianNB())]).fit(data.X, data.y), folder / "pipeline.skops")
     with pytest.raises(ModelError, match="GaussianNB"):
-        load_model_folder(folder)
+        load_model_folder(folder, runtime="sklearn")
 
 
 @pytest.mark.slow

@@ -157,8 +157,13 @@ def test_the_fast_path_leaves_genre_probabilities_unchanged(mini_clips):
     assert worst < 1e-4
 
 
+@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
 def test_preprocessing_matches_librosa():
     import librosa
+
+    from musicgenre.features.jitcache import ensure_ready
+
+    ensure_ready()  # librosa's compiled code, from the session's checked cache
 
     y = np.random.default_rng(0).normal(scale=0.1, size=SAMPLE_RATE * 7).astype(np.float32)
     backbone = load_backbone()

@@ -56,6 +56,7 @@ def test_chroma_filters_are_librosas(tuning):
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
 def test_stft_istft_and_resampling_are_librosas_bit_for_bit(signals):
     for y in signals:
         stft = spectral.stft(y, N_FFT, HOP)
@@ -68,6 +69,7 @@ def test_stft_istft_and_resampling_are_librosas_bit_for_bit(signals):
             assert np.array_equal(resample(y, SR, rate), librosa.resample(y, orig_sr=SR, target_sr=rate))
 
 
+@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
 def test_spectral_features_are_librosas(signals):
     freq = spectral.fft_frequencies(SR, N_FFT)
     for y in signals:

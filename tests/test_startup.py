@@ -51,8 +51,8 @@ def test_the_default_model_needs_only_onnxruntime_and_no_librosa_sklearn_or_torc
 def test_skops_loads_without_discovering_every_estimator():
     """The trust list is ours alone: skops' scikit-learn-wide default list (and its imports) never forms."""
     code = (
-        "import os; os.environ['MUSICGENRE_RUNTIME'] = 'sklearn'  # the skops pipeline, not the NumPy head\n"
-        "from musicgenre.families import resolve_model; model = resolve_model('bundled:shallow')\n"
+        "from musicgenre.families import resolve_model\n"
+        "model = resolve_model('bundled:shallow', runtime='sklearn')  # the skops pipeline, not the NumPy head\n"
         "assert type(model.pipeline).__name__ == 'Pipeline', type(model.pipeline)\n"
         "from skops.io import _trusted_types as t\n"
         "assert t.SKLEARN_ESTIMATOR_TYPE_NAMES == [], t.SKLEARN_ESTIMATOR_TYPE_NAMES[:3]"

@@ -27,13 +27,15 @@ class Family:
     name: str
     title: str  # what the app, the study and the model cards call it
     format: str | None  # the ``format`` of its folders' musicgenre.json; None: its checkpoints are not our folders
-    load: Callable[[Path, dict], GenreModel]  # (folder, its parsed musicgenre.json) -> a model that predicts
+    # (folder, its parsed musicgenre.json, runtime=None: musicgenre.models.runtime) -> a model that predicts
+    load: Callable[..., GenreModel]
     save: Callable[..., Path] | None = None  # (model, folder, card=None) -> folder, written atomically
     bundled: tuple[str, ...] = ()  # the names of the models of this family shipped in the package (``bundled:<name>``)
     hub_kind: str = ""  # the kind ``checkpoint_kind`` reports for its folders (download_model.py, push_to_hub.py)
     hub_library: str = ""  # the ``library_name`` of a generated model card
     recognise: Callable[[Path], bool] | None = None  # a checkpoint folder without musicgenre.json that is this family's
-    load_checkpoint: Callable[..., GenreModel] | None = None  # (folder or Hub id, revision, local_files_only) -> model
+    # (folder or Hub id, revision, local_files_only, runtime=None) -> model
+    load_checkpoint: Callable[..., GenreModel] | None = None
     reads: str = "audio"  # what its models classify: "audio" windows, or also rows of the handcrafted "features"
     served_as: str = ""  # how the app names its bundled model: "bundled (<served_as>)"
 

@@ -14,12 +14,13 @@ from musicgenre.errors import ModelError
 from musicgenre.families.family import Family
 from musicgenre.families.registry import FAMILIES
 from musicgenre.families.spec import DEFAULT_BUNDLED, ModelSpec, parse_spec
+from musicgenre.models.folder import CONFIG_NAME
 from musicgenre.models.hub import download_model, hub_file, hub_reachable, not_cached
+from musicgenre.models.runtime import Runtime, check_runtime
 
 if TYPE_CHECKING:
     from musicgenre.models.predict import GenreModel
 
-CONFIG_NAME = "musicgenre.json"
 BUNDLED_KINDS = tuple(name for family in FAMILIES.values() for name in family.bundled)
 
 
@@ -47,8 +48,9 @@ def bundled_model_path(kind: str = DEFAULT_BUNDLED) -> Path:
     return Path(str(resources.files("musicgenre.models") / "bundled" / kind))
 
 
-def load_model_folder(folder: str | os.PathLike) -> GenreModel:
-    """Load a musicgenre model folder of any family, refusing any type not explicitly trusted."""
+def load_model_folder(folder: str | os.PathLike, runtime: Runtime | None = None) -> GenreModel:
+    """Load a musicgenre model folder of any family, refusing any type not explicitly trusted; ``runtime``
+    (``musicgenre.models.runtime``; None: the family's fast default) says how it runs."""
     folder = Path(folder)
     if not (folder / CONFIG_NAME).is_file():
         raise ModelError(f"{folder}: not a musicgenre model folder (no {CONFIG_NAME})")
@@ -57,21 +59,24 @@ def load_model_folder(folder: str | os.PathLike) -> GenreModel:
         family = family_of_format(config.get("format"))
         if family is None:
             raise ModelError(f"{folder}: unknown model format {config.get('format')!r}")
-        return family.load(folder, config)
+        return family.load(folder, config, runtime)
     except ModelError:
         raise
     except Exception as exc:  # a damaged download or hand-edited folder: say which, not where it broke
         raise ModelError(f"{folder}: the model files are damaged or incomplete ({type(exc).__name__}: {exc})") from None
 
 
-def resolve_model(spec: str | ModelSpec = "bundled", revision: str | None = None, online: bool | None = None) -> GenreModel:
+def resolve_model(
+    spec: str | ModelSpec = "bundled", revision: str | None = None, online: bool | None = None, runtime: Runtime | None = None
+) -> GenreModel:
     """``bundled`` (= ``bundled:musicnn``; ``bundled:shallow``, ``bundled:cnn``), a local folder or a Hub id (a string,
     parsed once by ``parse_spec``, or a ModelSpec): any family's folder, or a transformers checkpoint.
 
     ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
-    the local cache, so an unreachable Hub costs seconds, not a minute of retries.
+    the local cache, so an unreachable Hub costs seconds, not a minute of retries. ``runtime``
+    (``musicgenre.models.runtime``, chosen by the entry point; None: each family's fast default) says how it runs.
     """
-    spec = parse_spec(spec, revision)
+    spec, runtime = parse_spec(spec, revision), check_runtime(runtime)
     revision = spec.revision
     if spec.kind == "bundled":
         if spec.name not in BUNDLED_KINDS:
@@ -79,17 +84,17 @@ def resolve_model(spec: str | ModelSpec = "bundled", revision: str | None = None
         path = bundled_model_path(spec.name)
         if not (path / CONFIG_NAME).is_file():
             raise ModelError(f"the bundled {spec.name} model is missing from this installation")
-        return load_model_folder(path)
+        return load_model_folder(path, runtime)
     if spec.kind == "folder":
         if (Path(spec.name) / CONFIG_NAME).is_file() or (family := _checkpoint_family(spec.name)) is None:
-            return load_model_folder(spec.name)
-        return family.load_checkpoint(spec.name, revision, local_files_only=True)
+            return load_model_folder(spec.name, runtime)
+        return family.load_checkpoint(spec.name, revision, local_files_only=True, runtime=runtime)
     online = hub_reachable() if online is None else online
     if hub_file(spec.name, CONFIG_NAME, revision, online):
-        return load_model_folder(download_model(spec.name, revision, local_files_only=not online))
+        return load_model_folder(download_model(spec.name, revision, local_files_only=not online), runtime)
     if not online and not hub_file(spec.name, "config.json", revision, online):  # decided without importing transformers
         raise not_cached(spec.name)
-    return _checkpoint_loader().load_checkpoint(spec.name, revision, local_files_only=not online)
+    return _checkpoint_loader().load_checkpoint(spec.name, revision, local_files_only=not online, runtime=runtime)
 
 
 def checkpoint_kind(folder: str | os.PathLike) -> str:

@@ -181,7 +181,8 @@ SPACE_LEAVES_OUT = ("musicgenre/testing/",)
 def plan_space_upload(root: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> UploadPlan:
     """The app's files (what requirements.txt serves: app.py, the musicgenre package, README...) for a Space.
 
-    ``musicgenre/testing`` (benchmark and test support) stays behind: the Space never runs it."""
+    ``musicgenre/testing`` (test support) stays behind, as does everything outside the package (``benchmarks/``,
+    ``tests/``...): the Space never runs it."""
     root = Path(root)
     if not (root / "app.py").is_file():
         raise ModelError(f"{root}: no app.py here; run from the repository root")

@@ -3,8 +3,8 @@
 The weights ship inside the package (``musicgenre/models/pretrained/<name>/``), converted once from the
 TF-1 checkpoints of the ``musicnn`` 0.1.0 wheel by ``scripts/convert_musicnn.py``: safetensors for
 the PyTorch port (``musicgenre.models.musicnn_torch``) and the same network as ONNX, which is what runs
-here, so that tagging a clip needs neither torch nor TensorFlow. ``MUSICGENRE_RUNTIME=torch`` runs
-the port instead.
+here, so that tagging a clip needs neither torch nor TensorFlow. ``runtime="torch"`` (``musicgenre.models.runtime``,
+chosen by the entry point) runs the port instead.
 
 Preprocessing is the original's (16 kHz mono, n_fft 512, hop 256, 96 mel bands, log10(10000 x + 1),
 3 s patches of 187 frames) without its two bugs: the compression is computed in float32 (its
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgenre.errors import ModelError
+from musicgenre.models.runtime import Runtime
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -172,13 +173,13 @@ def load_torch_network(folder: str | os.PathLike, config: dict | None = None):
     return net.eval()
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, runtime: str | None = None) -> Backbone:
-    """A shipped backbone, through ONNX Runtime (checked by SHA-256) or, with ``runtime="torch"``, the port.
+def load_backbone(name: str = DEFAULT_BACKBONE, runtime: Runtime | None = None) -> Backbone:
+    """A shipped backbone, through ONNX Runtime (checked by SHA-256) or, with ``runtime="torch"``, the port (any
+    other runtime: ONNX Runtime, as by default).
 
     One per name and runtime in a process (the app's probe and the tagger share it).
     """
-    runtime = runtime or ("torch" if os.environ.get("MUSICGENRE_RUNTIME") == "torch" else "onnxruntime")
-    return _load_backbone(name, runtime)
+    return _load_backbone(name, "torch" if runtime == "torch" else "onnxruntime")
 
 
 @cache

@@ -11,6 +11,7 @@ torch and librosa; nothing at run time does.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgenre.errors import ModelError
+from musicgenre.models.folder import write_model_folder
 from musicgenre.models.musicnn import (
     BACKBONES,
     CONFIG_FILE,
@@ -34,7 +36,6 @@ from musicgenre.models.musicnn import (
     WEIGHTS_FILE,
     sha256,
 )
-from musicgenre.util.atomic import atomic_folder
 
 WHEEL = "musicnn==0.1.0"
 WHEEL_FILE = "musicnn-0.1.0-py3-none-any.whl"
@@ -212,8 +213,8 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
     state = from_tensorflow(variables)
     net.load_state_dict(state)
     net.eval()
-    out = Path(out_dir) / name
-    with atomic_folder(out) as tmp:
+
+    def write_files(tmp: Path) -> dict:
         save_file({**state, "mel_basis": torch.from_numpy(mel_basis())}, str(tmp / WEIGHTS_FILE))
         factored, ranks = low_rank(net, LOW_RANK_TOLERANCE)  # the same function, ~5x fewer multiply-adds
         export_onnx(factored, tmp / ONNX_FILE)
@@ -227,7 +228,7 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
         change = largest_relative_difference(expected, got)
         if change > ONNX_TOLERANCE:
             raise ModelError(f"the ONNX export of {name} differs from the port by {change:.1e} (> {ONNX_TOLERANCE:g})")
-        config = {
+        return {
             "name": name,
             "architecture": "musicnn",
             "tags": tags,
@@ -251,6 +252,6 @@ def convert(wheel: str | Path, name: str, out_dir: str | Path) -> Path:
                 "licence": "ISC, Music Technology Group, Universitat Pompeu Fabra 2019",
             },
         }
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(name, config))
-    return out
+
+    card = functools.partial(model_card, name)  # of the config: the card quotes it
+    return write_model_folder(Path(out_dir) / name, write_files, card=card, config_name=CONFIG_FILE)

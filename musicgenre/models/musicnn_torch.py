@@ -8,8 +8,9 @@ front-end, the last two residual. Back-end: max and mean over time of the 753 fr
 features, batch norm, a 200-unit dense layer (the "penultimate" embedding) and the 50 tag logits.
 Batch norm uses TensorFlow's epsilon (1e-3), so the converted checkpoint gives the same numbers.
 
-Conversion, the ONNX export, tests and ``MUSICGENRE_RUNTIME=torch`` import this module; by default
-prediction runs the exported ONNX file (``musicgenre.models.musicnn``), so serving needs no torch.
+Conversion, the ONNX export, tests and the torch runtime (``musicgenre.models.runtime``: ``--runtime torch`` or
+``MUSICGENRE_RUNTIME=torch`` at an entry point) import this module; by default prediction runs the exported ONNX
+file (``musicgenre.models.musicnn``), so serving needs no torch.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from musicgenre.errors import ModelError
 from musicgenre.families import FAMILIES, resolve_model
 from musicgenre.models.hub import hub_reachable
 from musicgenre.models.predict import GenreModel, judge, summarise, window_outputs, window_probabilities
+from musicgenre.models.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,13 @@ def _display_name(spec: str, model: GenreModel) -> str:
 
 
 def load_models(
-    model_id: str | None = DEFAULT_MODEL_ID, extra: list[str] | tuple[str, ...] = (), bundled: bool = True
+    model_id: str | None = DEFAULT_MODEL_ID,
+    extra: list[str] | tuple[str, ...] = (),
+    bundled: bool = True,
+    runtime: Runtime | None = None,
 ) -> ModelSet:
-    """Load the Hub model ``model_id``, the bundled model(s) and ``extra`` folders/ids; never fail on one of them.
+    """Load the Hub model ``model_id``, the bundled model(s) and ``extra`` folders/ids, each run by ``runtime``
+    (``musicgenre.models.runtime``: the app's ``--runtime``); never fail on one of them.
 
     A model that cannot be loaded (no network, bad folder) becomes a notice the app shows; the
     app serves whatever did load. Only if nothing loads is that an error.
@@ -96,20 +101,20 @@ def load_models(
     if not online and any(not os.path.exists(s) for s in specs):
         notices.append("The Hugging Face Hub cannot be reached (offline): Hub models are served only if already cached.")
     for spec in specs[:1]:
-        _add(models, notices, spec, online)
+        _add(models, notices, spec, online, runtime)
     if bundled:
         for spec, name in BUNDLED_MODELS.items():
-            _add(models, notices, spec, online, name)
+            _add(models, notices, spec, online, runtime, name)
     for spec in specs[1:]:
-        _add(models, notices, spec, online)
+        _add(models, notices, spec, online, runtime)
     if not models:
         raise ModelError("no model could be loaded: " + " ".join(notices))
     return ModelSet(models, notices)
 
 
-def _add(models: dict, notices: list[str], spec: str, online: bool, name: str | None = None) -> None:
+def _add(models: dict, notices: list[str], spec: str, online: bool, runtime: Runtime | None, name: str | None = None) -> None:
     try:
-        model = resolve_model(spec, online=online)
+        model = resolve_model(spec, online=online, runtime=runtime)
     except ModelError as exc:
         log.warning("model not loaded: %s", exc)
         notices.append(f"Not loaded: {exc}")

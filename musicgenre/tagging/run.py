@@ -24,6 +24,7 @@ from pathlib import Path
 
 from musicgenre.audio.io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError, TagError, describe_failure
+from musicgenre.models.runtime import Runtime
 from musicgenre.tagging.names import Record, chosen_genres, load_genre_map
 
 
@@ -34,6 +35,7 @@ class TagSettings:
     write: bool = False
     model: str = "bundled"
     revision: str | None = None
+    runtime: Runtime | None = None  # how the model runs (musicgenre.models.runtime); None: ONNX Runtime, NumPy heads
     multi: float | None = None  # write every genre at least this probable (the top one always)
     tags: int = 0  # the tagger's top tags written to MUSICGENRE_TAGS; 0: that field is left alone
     genre_map: str | None = None
@@ -156,20 +158,23 @@ def _needs_analysis(outcome: Outcome, tags, model: str, settings: TagSettings) -
 
 
 def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
+    from functools import partial
+
     from musicgenre.families import resolve_model
 
+    load = partial(resolve_model, runtime=settings.runtime)  # in every worker and actor: none reads the environment
     if settings.ray is not None:
         from musicgenre.models.cluster import predict_lines
 
         yield from predict_lines(
             files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.ray or None, settings.workers,
-            load=resolve_model,
-        )
+            load=load,
+        )  # fmt: skip
         return
     from musicgenre.models.pool import predict_lines_local
 
     yield from predict_lines_local(
-        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers or 1, load=resolve_model
+        files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.workers or 1, load=load
     )
 
 

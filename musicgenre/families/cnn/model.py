@@ -8,12 +8,11 @@ anyway) or on TensorFlow (``KERAS_BACKEND=tensorflow``). A saved model is a fold
 same network as ``model.onnx``: exported when saved, kept only if it gives the same probabilities
 (within ``ONNX_TOLERANCE``), and what prediction runs, through ONNX Runtime, so that classifying a
 clip needs neither Keras nor torch (their imports cost ~8 s; the network itself 0.2 s a clip).
-``MUSICGENRE_RUNTIME=keras`` loads the Keras file instead.
+``runtime="keras"`` (``musicgenre.models.runtime``, chosen by the entry point) loads the Keras file instead.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,8 @@ from musicgenre.audio import spectral
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.families.cnn import FORMAT  # the registry line and the folders name one format
-from musicgenre.util.atomic import atomic_folder
+from musicgenre.models.folder import write_model_folder
+from musicgenre.models.runtime import Runtime
 
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
@@ -173,14 +173,14 @@ def _inference_copy(network):
 
 def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None) -> Path:
     """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
-    folder = Path(folder)
     if isinstance(model.network, OnnxNetwork):
-        raise ModelError("this CNN was loaded from its ONNX copy; load it with MUSICGENRE_RUNTIME=keras to save it")
-    with atomic_folder(folder) as tmp:
+        raise ModelError("this CNN was loaded from its ONNX copy; load it with runtime='keras' to save it")
+
+    def write_files(tmp: Path) -> dict:
         network = _inference_copy(model.network)
         network.save(tmp / MODEL_FILE)
         onnx = _export_onnx(network, tmp)
-        config = {
+        return {
             "format": FORMAT,
             "model_type": "cnn",
             "labels": model.labels,
@@ -188,18 +188,16 @@ def save_cnn(model: CnnModel, folder: str | os.PathLike, card: str | None = None
             "sample_rate": model.sample_rate,
             "onnx": onnx,
         }
-        meta = {k: v for k, v in model.meta.items() if k != "runtime"}  # how it was loaded, not what it is
-        (tmp / "musicgenre.json").write_text(json.dumps({**meta, **config}, indent=2))
-        if card:
-            (tmp / "README.md").write_text(card)
-    return folder
+
+    return write_model_folder(folder, write_files, meta=model.meta, card=card)
 
 
-def load_cnn(folder: str | os.PathLike, config: dict) -> CnnModel:
-    """Load a saved CNN: its checked ONNX copy if it has one, else the Keras file (safe_mode refuses code in it)."""
+def load_cnn(folder: str | os.PathLike, config: dict, runtime: Runtime | None = None) -> CnnModel:
+    """Load a saved CNN: its checked ONNX copy if it has one and ``runtime`` is not "keras" or "torch"
+    (``musicgenre.models.runtime``), else the Keras file (safe_mode refuses code in it)."""
     folder = Path(folder)
     meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
-    if config.get("onnx") and (folder / ONNX_FILE).is_file() and os.environ.get("MUSICGENRE_RUNTIME") not in ("keras", "torch"):
+    if config.get("onnx") and (folder / ONNX_FILE).is_file() and runtime not in ("keras", "torch"):
         if _sha256(folder / ONNX_FILE) != config["onnx"].get("sha256"):
             raise ModelError(f"{folder}: {ONNX_FILE} is not the file that was checked against {MODEL_FILE} when it was saved")
         try:

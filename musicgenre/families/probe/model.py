@@ -15,7 +15,6 @@ the start-up time of the feature models. ``musicgenre.families.probe.train`` fit
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from musicgenre.audio.quality import NARROW_HZ
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.families.probe import FORMAT  # the registry line and the folders name one format
+from musicgenre.models.folder import write_model_folder
 from musicgenre.models.musicnn import LAYERS, SAMPLE_RATE, Backbone, clip_embedding, load_backbone, top_tags
-from musicgenre.util.atomic import atomic_folder
+from musicgenre.models.runtime import Runtime
 
 HEAD_FILE = "head.safetensors"
 HEAD_KEYS = ("mean", "scale", "coef", "intercept")
@@ -143,17 +143,16 @@ def save_probe(model: ProbeModel, folder: str | os.PathLike, card: str | None = 
     else version 2 (``<head>.<key>`` arrays, each head's temperature and the routing's band edge)."""
     from safetensors.numpy import save_file
 
-    folder = Path(folder)
     single = not model.more_heads and not model.temperature
     arrays = {
         (k if single else f"{name}.{k}"): np.ascontiguousarray(head[k], dtype=np.float32)
         for name, head in model.heads.items()
         for k in HEAD_KEYS
     }
-    with atomic_folder(folder) as tmp:
+
+    def write_files(tmp: Path) -> dict:
         save_file(arrays, str(tmp / HEAD_FILE))
         config = {
-            **{k: v for k, v in model.meta.items() if k != "runtime"},
             "format": FORMAT,
             "version": 1 if single else 2,
             "labels": model.labels,
@@ -167,18 +166,18 @@ def save_probe(model: ProbeModel, folder: str | os.PathLike, card: str | None = 
         if not single:
             config["heads"] = [{"name": n, "temperature": model.temperature.get(n, 1.0)} for n in model.heads]
             config["narrow_below_hz"] = model.narrow_below_hz
-        (tmp / "musicgenre.json").write_text(json.dumps(config, indent=2) + "\n")
-        if card:
-            (tmp / "README.md").write_text(card)
-    return folder
+        return config
+
+    return write_model_folder(folder, write_files, meta=model.meta, card=card)
 
 
-def load_probe(folder: str | os.PathLike, config: dict) -> ProbeModel:
-    """Load a saved probe; refuses a head trained on another version of its backbone."""
+def load_probe(folder: str | os.PathLike, config: dict, runtime: Runtime | None = None) -> ProbeModel:
+    """Load a saved probe, its backbone run by ``runtime`` (``musicgenre.models.runtime``: ONNX Runtime, or the torch
+    port); refuses a head trained on another version of its backbone."""
     from safetensors.numpy import load_file
 
     folder = Path(folder)
-    backbone = load_backbone(config["backbone"])
+    backbone = load_backbone(config["backbone"], runtime)
     if config.get("backbone_onnx_sha256") != backbone.config["onnx_sha256"]:
         raise ModelError(f"{folder}: its head was trained on another version of the {config['backbone']} backbone")
     arrays = load_file(folder / HEAD_FILE)

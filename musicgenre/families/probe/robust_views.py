@@ -17,7 +17,6 @@ a condition never rewards having trained on that very recipe.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +26,7 @@ import numpy as np
 
 from musicgenre.audio.io import load_audio, prepare_audio, windows
 from musicgenre.errors import describe_failure
-from musicgenre.util.atomic import save_npz_atomic
+from musicgenre.util.cache import NpzCache, file_digest
 
 VIEWS_VERSION = 4  # bump when what a view holds, or how a copy is made, changes: old entries are then ignored
 DEGRADE_RATE = 22050
@@ -53,7 +52,8 @@ def cache_folder(cache_dir: str | os.PathLike) -> Path:
 
 
 def _digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:24]
+    """A clip's key in the cache: its content, so a renamed or moved file keeps its views."""
+    return file_digest(path, 24)
 
 
 def embed_audio(y16: np.ndarray, backbone, normalise: bool = True, window_seconds: float = 30.0) -> dict[str, np.ndarray]:
@@ -95,20 +95,19 @@ def _compute(job: tuple) -> tuple[str, dict[str, str]]:
     path, track, views, folder = job
     from musicgenre.models.musicnn import load_backbone
 
-    folder = Path(folder) / _digest(path)
-    todo = [v for v in views if not (folder / f"{v}.npz").is_file()]
+    cache, digest = NpzCache(Path(folder)), _digest(path)
+    todo = [v for v in views if not cache.has(digest, v)]
     if not todo:
         return path, {}
     y22 = load_audio(path, sr=DEGRADE_RATE).samples
     backbone, failed = load_backbone(), {}
-    folder.mkdir(parents=True, exist_ok=True)
     for view in todo:
         try:
             out = embed_audio(make_view(y22, view, track), backbone)
         except Exception as exc:  # one condition failing on one clip is recorded; the rest go on
             failed[view] = describe_failure(exc)
             continue
-        save_npz_atomic(folder / f"{view}.npz", **out)
+        cache.put(digest, view, arrays=out)
     return path, failed
 
 
@@ -126,8 +125,4 @@ def compute_views(paths: list[str], tracks: list[str], views: list[str], cache_d
 
 
 def load_view(cache_dir, path: str, view: str) -> dict[str, np.ndarray] | None:
-    entry = cache_folder(cache_dir) / _digest(path) / f"{view}.npz"
-    if not entry.is_file():
-        return None
-    with np.load(entry) as z:
-        return {k: z[k] for k in z.files}
+    return NpzCache(cache_folder(cache_dir)).get(_digest(path), view)

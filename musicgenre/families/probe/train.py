@@ -9,7 +9,6 @@ CNN's (``splits.kfold`` with the same seed), so the two families are scored on t
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from musicgenre.models.musicnn import (
     clip_embedding,
     load_backbone,
 )
-from musicgenre.util.atomic import save_npz_atomic
+from musicgenre.util.cache import NpzCache, file_digest
 
 
 @dataclass
@@ -61,27 +60,24 @@ class Embedded:
 PREPROCESS_VERSION = 1
 
 
-def _cache_file(cache_dir: Path, path: Path, backbone, normalise: bool) -> Path:
-    """Keyed by the file's content, the backbone's weights and runtime, the preprocessing and the level setting."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+def _cache(cache_dir: str | os.PathLike, backbone, normalise: bool) -> NpzCache:
+    """Per backbone weights and runtime, preprocessing and level setting; an entry is keyed by the file's content."""
     level = f"rms{TARGET_RMS:g}" if normalise else "raw"
     tag = f"{backbone.name}-{backbone.config['onnx_sha256'][:12]}-{backbone.runtime}-p{PREPROCESS_VERSION}-{level}"
-    return cache_dir / tag / f"{digest}.npz"
+    return NpzCache(Path(cache_dir) / tag)
 
 
 def embed_file(path: str | os.PathLike, backbone, normalise: bool, cache_dir: str | os.PathLike | None) -> dict:
     """Per-patch outputs of one file, from the cache if this content was embedded before."""
     from musicgenre.audio.io import load_audio
 
-    path = Path(path)
-    cached = _cache_file(Path(cache_dir), path, backbone, normalise) if cache_dir else None
-    if cached is not None and cached.is_file():
-        with np.load(cached) as z:
-            return {k: z[k] for k in OUTPUTS}
+    cache = _cache(cache_dir, backbone, normalise) if cache_dir else None
+    digest = file_digest(path) if cache is not None else ""
+    if cache is not None and (cached := cache.get(digest)) is not None:
+        return {k: cached[k] for k in OUTPUTS}
     out = backbone.analyse(load_audio(path, sr=SAMPLE_RATE).samples, normalise)
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        save_npz_atomic(cached, **out)
+    if cache is not None:
+        cache.put(digest, arrays=out)
     return out
 
 

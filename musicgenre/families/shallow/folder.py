@@ -5,7 +5,8 @@ pipeline as ``pipeline.skops`` and, for XGBoost, the booster as ``xgboost.json``
 ``README.md`` model card. skops refuses to build any type we have not allowed, so a
 downloaded model cannot run code on load (unlike a pickle). A pipeline that ends linearly (LDA,
 logistic regression) also gets ``linear.safetensors``, its NumPy form (``musicgenre.models.linear``),
-which is what loads unless ``MUSICGENRE_RUNTIME=sklearn``: no scikit-learn import (~2.3 s).
+which is what loads unless ``runtime="sklearn"`` (``musicgenre.models.runtime``, chosen by the entry point): no
+scikit-learn import (~2.3 s).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.families.shallow import FORMAT  # the registry line and the folders name one format
 from musicgenre.features.handcrafted import FEATURE_COLUMNS, SAMPLE_RATE, extract_features
-from musicgenre.util.atomic import atomic_folder
+from musicgenre.models.folder import CONFIG_NAME, write_model_folder
+from musicgenre.models.runtime import Runtime
 
-CONFIG_NAME = "musicgenre.json"
 PIPELINE_NAME = "pipeline.skops"
 XGB_NAME = "xgboost.json"
 # Every non-builtin, non-numpy type our pipelines contain, and nothing else: our transformers, the
@@ -112,12 +113,10 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
 
     sio = _skops_io()
 
-    folder = Path(folder)
-    with atomic_folder(folder) as tmp:
+    def write_files(tmp: Path) -> dict:
         pipeline = model.pipeline
         estimator = pipeline.steps[-1][1]
         config = {
-            **model.meta,  # first: what is computed below always wins over stale loaded values
             "format": FORMAT,
             "version": 1,
             "labels": model.labels,
@@ -134,10 +133,9 @@ def save_model(model: ShallowModel, folder: str | os.PathLike, card: str | None 
         sio.dump(pipeline, tmp / PIPELINE_NAME)
         if not config["xgboost"]:
             config["linear_head"] = _export_head(pipeline, tmp)
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        if card:
-            (tmp / "README.md").write_text(card)
-    return folder
+        return config
+
+    return write_model_folder(folder, write_files, meta=model.meta, card=card)  # computed values win over stale meta
 
 
 def _export_head(pipeline, folder: Path) -> dict | None:
@@ -158,11 +156,11 @@ def _export_head(pipeline, folder: Path) -> dict | None:
     return {"file": linear.FILE, "max_probability_change_on_probe": change, "max_relative_score_change_on_probe": score_change}
 
 
-def _load_head(folder: Path, config: dict):
-    """The saved NumPy head, if there is one and ``MUSICGENRE_RUNTIME`` is not ``sklearn``; else None."""
+def _load_head(folder: Path, config: dict, runtime: Runtime | None):
+    """The saved NumPy head, if there is one and ``runtime`` is not ``sklearn``; else None."""
     from musicgenre.models import linear
 
-    if not config.get("linear_head") or os.environ.get("MUSICGENRE_RUNTIME") == "sklearn":
+    if not config.get("linear_head") or runtime == "sklearn":
         return None
     head = linear.load_head(folder / linear.FILE)
     if not np.array_equal(head.classes_, np.asarray(config["classes"])):
@@ -194,12 +192,12 @@ def load_pipeline(folder: str | os.PathLike, config: dict | None = None):
     return pipeline
 
 
-def load_shallow(folder: Path, config: dict) -> ShallowModel:
-    """A shallow folder whose ``musicgenre.json`` is ``config``: its NumPy head where it has one, else the pipeline."""
+def load_shallow(folder: Path, config: dict, runtime: Runtime | None = None) -> ShallowModel:
+    """A shallow folder whose ``musicgenre.json`` is ``config``: its NumPy head where it has one (unless ``runtime`` is
+    "sklearn"), else the pipeline; ``meta["runtime"]`` says which ran ("numpy" or "sklearn")."""
     if config.get("feature_columns") != FEATURE_COLUMNS:
         raise ModelError(f"{folder}: the model was trained on other feature columns")
     meta = {k: v for k, v in config.items() if k not in ("labels", "window_seconds", "sample_rate")}
-    head = _load_head(folder, config)
-    if head is not None:
-        return ShallowModel(head, config["labels"], config["window_seconds"], config["sample_rate"], meta)
-    return ShallowModel(load_pipeline(folder, config), config["labels"], config["window_seconds"], config["sample_rate"], meta)
+    head = _load_head(folder, config, runtime)
+    predictor, meta["runtime"] = (head, "numpy") if head is not None else (load_pipeline(folder, config), "sklearn")
+    return ShallowModel(predictor, config["labels"], config["window_seconds"], config["sample_rate"], meta)

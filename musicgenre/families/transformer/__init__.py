@@ -10,7 +10,7 @@ from musicgenre.errors import ModelError
 from musicgenre.families.family import Family, lazy
 
 
-def _load(folder: Path, config: dict):
+def _load(folder: Path, config: dict, runtime: str | None = None):
     raise ModelError(f"{folder}: transformers checkpoints have no musicgenre.json")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from musicgenre.errors import ModelError
+from musicgenre.models.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ def load_transformer_model(
     revision: str | None = None,
     local_files_only: bool = False,
     window_seconds: float | None = None,
-    runtime: str = "auto",
+    runtime: Runtime | None = None,
 ) -> TransformerModel:
     """Load ``spec`` (folder or Hub id); errors become ModelError with the reason in one line.
 
-    ``runtime``: "auto" runs the model with ONNX Runtime when it is installed and agrees with torch
-    (``musicgenre.models.onnx_runtime``; set MUSICGENRE_RUNTIME=torch to opt out), "torch" never does.
+    ``runtime`` (``musicgenre.models.runtime``): by default the model runs with ONNX Runtime when it is installed and
+    agrees with torch (``musicgenre.models.onnx_runtime``); "torch" never exports it.
     """
     try:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
@@ -112,7 +113,7 @@ def load_transformer_model(
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     seconds = window_seconds or float(getattr(config, "window_seconds", None) or DEFAULT_WINDOW_SECONDS)
     session = None
-    if (os.environ.get("MUSICGENRE_RUNTIME") or runtime) != "torch":
+    if runtime != "torch":
         from musicgenre.models.onnx_runtime import onnx_session
 
         session = onnx_session(model)

@@ -83,7 +83,10 @@ def fit_probe(store: ViewStore, train: np.ndarray, conditions: list[str], recipe
     model_code, train_code = FAMILIES["probe"].module(), FAMILIES["probe"].trainer()
     ProbeModel, head_from_pipeline = model_code.ProbeModel, model_code.head_from_pipeline  # noqa: N806 - the class
     Embedded, ProbeSettings, choose, make_head = (  # noqa: N806 - the classes
-        train_code.Embedded, train_code.ProbeSettings, train_code.choose, train_code.make_head
+        train_code.Embedded,
+        train_code.ProbeSettings,
+        train_code.choose,
+        train_code.make_head,
     )
 
     items = store.items(train, conditions)

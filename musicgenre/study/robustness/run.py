@@ -160,8 +160,10 @@ def run_study(
         progress(f"{Path(path).name}: no views for {', '.join(f'{c} ({w})' for c, w in bad.items())}")
     augment = settings.augmentations()
     n_folds = len(list(kfold("grouped", data.labels, data.tracks, settings.folds, settings.seed)))  # may be fewer
-    cnn_settings = FAMILIES["cnn"].trainer().CnnSettings(
-        seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed
+    cnn_settings = (
+        FAMILIES["cnn"]
+        .trainer()
+        .CnnSettings(seconds=recipes.cnn_window, epochs=settings.cnn_epochs, folds=settings.folds, seed=settings.seed)
     )
     identity = {  # everything a stored result depends on: a rerun reuses results only when all of it is the same
         "protocol": f"grouped {n_folds}-fold by track, seed {settings.seed}",

@@ -11,7 +11,6 @@ fitting costs seconds.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from musicgenre.audio.io import DEFAULT_MAX_SECONDS, load_audio, prepare_audio, 
 from musicgenre.data.gtzan import GENRES, label_from_path, labelled_files, track_id
 from musicgenre.errors import AudioError, DataError, describe_failure
 from musicgenre.study.robustness.catalogue import DEGRADE_RATE, STUDY_VERSION, Recipes, StudySettings, clip_seed
-from musicgenre.util.atomic import save_npz_atomic
+from musicgenre.util.cache import NpzCache, file_digest
 
 
 def feature_view(y: np.ndarray, window: float, max_seconds: float = DEFAULT_MAX_SECONDS) -> np.ndarray:
@@ -101,8 +100,8 @@ def cache_folder(cache_dir: str | os.PathLike, recipes: Recipes, seed: int, max_
     return Path(cache_dir) / tag
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+def _digest(path: str | os.PathLike) -> str:
+    return file_digest(path, 24)
 
 
 def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
@@ -112,8 +111,8 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
     from musicgenre.audio.degradations import DEGRADATIONS
     from musicgenre.models.musicnn import load_backbone
 
-    folder = Path(folder) / _digest(Path(path))
-    todo = [c for c in conditions if not (folder / f"{c}.npz").is_file()]
+    cache, digest = NpzCache(Path(folder)), _digest(path)
+    todo = [c for c in conditions if not cache.has(digest, c)]
     if not todo:
         return path, {}
     try:
@@ -121,7 +120,6 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
     except AudioError as exc:
         return path, describe_failure(exc)
     backbone = load_backbone()
-    folder.mkdir(parents=True, exist_ok=True)
     failed = {}
     for name in todo:
         try:
@@ -130,7 +128,7 @@ def _compute_clip(job: tuple) -> tuple[str, dict[str, str] | str]:
         except Exception as exc:  # e.g. no usable audio left, ffmpeg failing on this clip: recorded, the rest go on
             failed[name] = describe_failure(exc)
             continue
-        save_npz_atomic(folder / f"{name}.npz", **views)
+        cache.put(digest, name, arrays=views)
     return path, failed
 
 
@@ -148,11 +146,7 @@ class StudyData:
 
     def view(self, i: int, condition: str) -> dict[str, np.ndarray] | None:
         """Clip ``i``'s views under ``condition``, or None if that condition failed for it."""
-        entry = self.folder / _digest(Path(self.paths[i])) / f"{condition}.npz"
-        if not entry.is_file():
-            return None
-        with np.load(entry) as z:
-            return {k: z[k] for k in z.files}
+        return NpzCache(self.folder).get(_digest(self.paths[i]), condition)
 
 
 def prepare(

@@ -25,7 +25,8 @@ import numpy as np
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import ModelError
 from musicgenre.features.handcrafted import SAMPLE_RATE
-from musicgenre.testing.benchmark import matmul_gflops
+
+from .benchmark import matmul_gflops
 
 SERVED = ("musicnn", "musicnn-backbone", "bundled", "cnn-3s", "cnn-30s", "distilhubert")
 MEASURED_KEYS = ("dataset", "protocol", "feature_set", "search")  # which study result a shallow measurement stands for
@@ -84,7 +85,8 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
             from transformers import Wav2Vec2FeatureExtractor
 
             from musicgenre.families import FAMILIES
-            from musicgenre.testing.benchmark import distilhubert_sized_model
+
+            from .benchmark import distilhubert_sized_model
 
             load_transformer_model = FAMILIES["transformer"].module().load_transformer_model
 
