@@ -28,7 +28,7 @@ from musicgenre.audio.io import load_audio, prepare_audio, windows
 from musicgenre.errors import describe_failure
 from musicgenre.util.cache import NpzCache, file_digest
 
-VIEWS_VERSION = 4  # bump when what a view holds, or how a copy is made, changes: old entries are then ignored
+VIEWS_VERSION = 5  # bump when what a view holds, or how a copy is made, changes: old entries are then ignored
 DEGRADE_RATE = 22050
 TRAIN_SEED_BASE = 0  # training copies: seeds from (TRAIN_SEED_BASE, track, j)
 EVAL_SEED = 7919  # evaluation conditions: another seed stream altogether
