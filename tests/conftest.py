@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+# A suite started in the background (`nohup pytest &`) inherits SIGINT ignored, and so would every process the
+# tests start: the Ctrl-C tests need it to interrupt, as it does in a terminal. A handler, unlike SIG_IGN, is
+# reset to the default in the children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -84,8 +84,27 @@ def clips(tmp_path_factory) -> list[Path]:
     return [write_audio(folder / f"rock.0000{i}.wav", seconds=4.0, seed=i) for i in range(3)]
 
 
+EXTRACT = ["features", "--librosa", "--workers", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def empty_cache_pair(tmp_path_factory, clips):
+    """Two `features --librosa --workers 2` started at once on an empty cache: (the cache, the two processes).
+
+    Started by the first test that asks for it, the race test, so that this pair's compilation (one core, ~30 s)
+    overlaps that test's (the two cores are otherwise idle for much of it); its own test judges it."""
+    cache = tmp_path_factory.mktemp("pair") / "cache"
+    out = cache.parent
+    pair = [_musicgenre(cache, *EXTRACT, "--out", str(out / f"t{k}.csv"), *map(str, clips)) for k in range(2)]
+    yield cache, pair
+    for proc in pair:  # only if its test did not run (e.g. deselected)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 @pytest.mark.slow
-def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips):
+def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips, empty_cache_pair):
     """A cache broken by numba #10128's interleaving is seen without being called, refused where it is not ours,
     and rebuilt by the next command: one after a checked cache's files were overwritten by the broken ones (its
     marker no longer matches them), and one that loaded it as verified (its marker vouches for the broken files).
@@ -138,17 +157,15 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
 
 
 @pytest.mark.slow
-def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips):
+def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips, empty_cache_pair):
     """On an empty cache, two `features --librosa --workers 2` started at once: both succeed, only one of them
     compiles while the other waits for it, and every later run (musicgenre's, plain librosa's) loads the cache as it is.
 
     One such pair is enough to fail when compilation is not serialised (both commands would say they compile). The
     broken cache numba #10128 leaves when it is not is forced, not hoped for, by the test above, so no rounds are
-    repeated to catch that race by chance.
+    repeated to catch that race by chance. The pair starts with the race test (``empty_cache_pair``).
     """
-    cache = tmp_path / "cache"
-    cmd = ["features", "--librosa", "--workers", "2", "--no-progress"]
-    pair = [_musicgenre(cache, *cmd, "--out", str(tmp_path / f"t{k}.csv"), *map(str, clips)) for k in range(2)]
+    cache, pair = empty_cache_pair
     errs = []
     for proc in pair:
         _, err = proc.communicate(timeout=900)
@@ -158,7 +175,7 @@ def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_p
     compiled = [err for err in errs if "compiling librosa's numba code once" in err]
     assert len(compiled) == 1, f"{len(compiled)} of the two commands compiled"
     assert "waiting for another musicgenre process" in next(err for err in errs if err not in compiled)
-    later = _musicgenre(cache, *cmd[:2], "--no-progress", "--out", str(tmp_path / "later.csv"), str(clips[1]))
+    later = _musicgenre(cache, *EXTRACT[:2], "--no-progress", "--out", str(tmp_path / "later.csv"), str(clips[1]))
     assert _raw(cache, "call_parabolic.py").returncode == 0, "the cache is broken for later runs"
     _, err = later.communicate(timeout=600)
     assert later.returncode == 0 and "1 files added" in err, err[-3000:]
