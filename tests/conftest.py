@@ -52,6 +52,26 @@ UPLOAD_LIMIT = "8mb"  # the test server's --max_upload
 DATA_FIXTURES = {"shared_data", "mini_clips", "gtzan_dir"}
 
 
+_librosa_build: subprocess.Popen | None = None
+
+
+def pytest_collection_finish(session) -> None:
+    """Build librosa's compiled code in the session's cache in the background (one core, ~30 s) when a selected test
+    needs it (the ``librosa`` marker), so that the tests before the first of them run meanwhile; that test then
+    waits for the build on the cache's lock, as a second musicgenre command would."""
+    global _librosa_build
+    if any(item.get_closest_marker("librosa") for item in session.items):
+        code = "from musicgenre.features import jitcache; jitcache.configure(); jitcache.ensure_ready()"
+        _librosa_build = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def pytest_sessionfinish(session) -> None:
+    if _librosa_build is not None:
+        if _librosa_build.poll() is None:  # e.g. the session was cut short before any librosa test ran
+            _librosa_build.kill()
+        _librosa_build.communicate()
+
+
 def pytest_collection_modifyitems(items) -> None:
     """Mark every test that reads the shared data or falls back to synthetic clips without it.
 
@@ -76,6 +96,29 @@ def mini_clips(shared_data: Path) -> list[Path]:
     if not clips:
         pytest.skip(f"no GTZAN clips under {shared_data / 'gtzan_mini'}")
     return clips
+
+
+@pytest.fixture(scope="session")
+def three_per_genre(mini_clips, tmp_path_factory) -> Path:
+    """A GTZAN folder of three real clips per genre (links to the shared ones): what the study scripts' tests read."""
+    folder = tmp_path_factory.mktemp("three-per-genre")
+    for genre in sorted({clip.parent.name for clip in mini_clips}):
+        (folder / genre).mkdir()
+        for clip in [c for c in mini_clips if c.parent.name == genre][:3]:
+            (folder / genre / clip.name).symlink_to(clip)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def three_second_table(three_per_genre, tmp_path_factory) -> Path:
+    """The 3-second feature table of ``three_per_genre``, extracted once: a script's tests copy it into their work folder,
+    where the script's own extraction resumes it (rows are named by file, so nothing is left to do)."""
+    from musicgenre.features.table import extract_table
+
+    out = tmp_path_factory.mktemp("three-second") / "features_3_sec.csv"
+    report = extract_table(sorted(three_per_genre.rglob("*.wav")), out, 3.0, workers=2, progress=False)
+    assert report.written == 30 and not report.failed
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ def test_inference_benchmark_records_every_requested_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.librosa  # the naive extractor
 def test_feature_benchmark_records_speedups(tmp_path):
     for i in range(3):
         write_audio(tmp_path / f"blues.{i:05d}.wav", seconds=6.0, seed=i)

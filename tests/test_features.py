@@ -34,7 +34,8 @@ def test_median_filter_is_scipys_exactly(shape, axis, ties):
     assert np.array_equal(median_filter_1d(x, 31, axis), expected)
 
 
-@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
+@pytest.mark.slow  # librosa's compiled code (~30 s to build once), the reference path only
+@pytest.mark.librosa
 def test_fast_features_equal_naive_librosa():
     y = synth(8.0, seed=3)
     fast, naive = extract_features(y, SR), extract_features_naive(y, SR)

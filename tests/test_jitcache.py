@@ -104,6 +104,7 @@ def empty_cache_pair(tmp_path_factory, clips):
 
 
 @pytest.mark.slow
+@pytest.mark.librosa  # the broken cache starts as a copy of the session's
 def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips, empty_cache_pair):
     """A cache broken by numba #10128's interleaving is seen without being called, refused where it is not ours,
     and rebuilt by the next command: one after a checked cache's files were overwritten by the broken ones (its
@@ -207,7 +208,8 @@ def test_the_numpy_paths_never_touch_the_compiled_code_cache(tmp_path, clips):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("engine", "seconds"), [([], 30.0), (["--librosa"], 10.0)], ids=["numpy", "librosa"])
+@pytest.mark.librosa  # the session's cache, warm before the workers start
+@pytest.mark.parametrize(("engine", "seconds"), [([], 30.0), (["--librosa"], 6.0)], ids=["numpy", "librosa"])
 def test_a_worker_killed_by_a_signal_has_its_clips_retried(tmp_path, engine, seconds):
     """SIGKILL one feature worker mid-run: the pool breaks, (with --librosa) the cache is checked once, and every clip
     is still written. librosa's code is ~8x slower than ours: its clips are shorter, so both runs last a few seconds."""

@@ -157,7 +157,8 @@ def test_the_fast_path_leaves_genre_probabilities_unchanged(mini_clips):
     assert worst < 1e-4
 
 
-@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
+@pytest.mark.slow  # librosa's compiled code (~30 s to build once), the reference path only
+@pytest.mark.librosa
 def test_preprocessing_matches_librosa():
     import librosa
 

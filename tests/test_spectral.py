@@ -56,7 +56,8 @@ def test_chroma_filters_are_librosas(tuning):
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
+@pytest.mark.slow  # librosa's compiled code (~30 s to build once), the reference path only
+@pytest.mark.librosa
 def test_stft_istft_and_resampling_are_librosas_bit_for_bit(signals):
     for y in signals:
         stft = spectral.stft(y, N_FFT, HOP)
@@ -69,7 +70,8 @@ def test_stft_istft_and_resampling_are_librosas_bit_for_bit(signals):
             assert np.array_equal(resample(y, SR, rate), librosa.resample(y, orig_sr=SR, target_sr=rate))
 
 
-@pytest.mark.slow  # librosa's compiled code: built once per session (~30 s), the reference path only
+@pytest.mark.slow  # librosa's compiled code (~30 s to build once), the reference path only
+@pytest.mark.librosa
 def test_spectral_features_are_librosas(signals):
     freq = spectral.fft_frequencies(SR, N_FFT)
     for y in signals:
@@ -106,6 +108,7 @@ def test_spectral_features_are_librosas(signals):
 
 
 @pytest.mark.slow
+@pytest.mark.librosa
 def test_table_features_equal_librosas_own_calls_on_real_clips(clips):
     """Every one of the 57 columns, as the public notebooks compute them, on 30 s of real music."""
     for y in clips:
