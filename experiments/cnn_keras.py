@@ -7,7 +7,8 @@ and test; early stopping on a fold carved from the training folds), per-fold and
 accuracy per segment and per track, the parameter count and the saved size. With --model_dir, the
 final model of each length is trained on every track and saved there (`.keras` + model card), ready
 for `musicgenre predict --model`, the app and scripts/push_to_hub.py. Keras runs on the torch
-backend unless KERAS_BACKEND says otherwise. Results already in results.json are not recomputed.
+backend unless KERAS_BACKEND says otherwise. Results already in results.json are not recomputed, and a final
+model already saved from the same settings, data and cross-validation is not trained again.
 """
 
 from __future__ import annotations
@@ -80,20 +81,35 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         if args.model_dir:
+            folder = Path(args.model_dir) / f"cnn-{seconds:g}s"
+            meta = {
+                "trained_on": f"{len(clips)} tracks of {data}",
+                "settings": asdict(settings),
+                "final_epochs": done["final_epochs"],
+                "cross_validation": {
+                    "protocol": done["protocol"],
+                    "tracks": len(clips),
+                    "track_accuracy": done["track_accuracy"],
+                },
+            }
+            if _saved_meta(folder, meta):  # a rerun: this very model is already saved
+                print(f"{folder} (already saved)", flush=True)
+                continue
             model = train_final(clips, settings, done["final_epochs"])
-            model.meta.update(
-                {
-                    "trained_on": f"{len(clips)} tracks of {data}",
-                    "cross_validation": {
-                        "protocol": done["protocol"],
-                        "tracks": len(clips),
-                        "track_accuracy": done["track_accuracy"],
-                    },
-                }
-            )
+            model.meta.update(meta)
             command = "python experiments/cnn_keras.py " + shlex.join(argv)
             card = model_card(settings, done, len(clips), done["parameters"], done["size_bytes"], command)
-            print(save_cnn(model, Path(args.model_dir) / f"cnn-{seconds:g}s", card=card), flush=True)
+            print(save_cnn(model, folder, card=card), flush=True)
+
+
+def _saved_meta(folder: Path, meta: dict) -> bool:
+    """Whether ``folder`` holds a model saved with exactly ``meta`` (settings, data, epochs, its cross-validation):
+    then a rerun does not train it again. Folders saved before the settings were recorded are trained again."""
+    try:
+        config = json.loads((folder / "musicgenre.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all(config.get(k) == v for k, v in json.loads(json.dumps(meta)).items())
 
 
 if __name__ == "__main__":

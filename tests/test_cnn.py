@@ -177,9 +177,12 @@ def test_experiment_script_saves_a_servable_model_and_resumes(synthetic_gtzan, t
     model = resolve_model(str(tmp_path / "models" / "cnn-3s"))
     assert isinstance(model, CnnModel) and "grouped by track" in (tmp_path / "models" / "cnn-3s" / "README.md").read_text()
     stamp = (tmp_path / "res" / "results.json").stat().st_mtime_ns
+    saved = (tmp_path / "models" / "cnn-3s" / "musicgenre.json").stat().st_mtime_ns
     again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0 and "fold 0" not in again.stdout  # already in results.json: not cross-validated again
     assert (tmp_path / "res" / "results.json").stat().st_mtime_ns == stamp
+    assert "(already saved)" in again.stdout  # the same model is not trained again
+    assert (tmp_path / "models" / "cnn-3s" / "musicgenre.json").stat().st_mtime_ns == saved
 
 
 def test_training_crops_of_a_clip_spectrogram_equal_the_windows_log_mel():
