@@ -26,6 +26,7 @@ from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data, load_clips
 from musicgenre.families.cnn.model import build_cnn, save_cnn
 from musicgenre.families.cnn.train import CnnSettings, cross_validate, model_card, train_final
+from musicgenre.models.folder import saved_with
 from musicgenre.util.atomic import write_json_atomic
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                     "track_accuracy": done["track_accuracy"],
                 },
             }
-            if _saved_meta(folder, meta):  # a rerun: this very model is already saved
+            if saved_with(folder, meta):  # a rerun: this very model is already saved
                 print(f"{folder} (already saved)", flush=True)
                 continue
             model = train_final(clips, settings, done["final_epochs"])
@@ -100,16 +101,6 @@ def main(argv: list[str] | None = None) -> None:
             command = "python experiments/cnn_keras.py " + shlex.join(argv)
             card = model_card(settings, done, len(clips), done["parameters"], done["size_bytes"], command)
             print(save_cnn(model, folder, card=card), flush=True)
-
-
-def _saved_meta(folder: Path, meta: dict) -> bool:
-    """Whether ``folder`` holds a model saved with exactly ``meta`` (settings, data, epochs, its cross-validation):
-    then a rerun does not train it again. Folders saved before the settings were recorded are trained again."""
-    try:
-        config = json.loads((folder / "musicgenre.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return all(config.get(k) == v for k, v in json.loads(json.dumps(meta)).items())
 
 
 if __name__ == "__main__":

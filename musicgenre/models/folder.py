@@ -43,3 +43,13 @@ def write_model_folder(
         if card:
             (tmp / CARD_NAME).write_text(card)
     return folder
+
+
+def saved_with(folder: str | os.PathLike, meta: dict) -> bool:
+    """Whether ``folder`` holds a model whose config records exactly ``meta`` (compared as saved, through JSON):
+    what lets a rerun of a training script leave a model it already saved. False if there is no readable config."""
+    try:
+        config = json.loads((Path(folder) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return all(config.get(k) == v for k, v in json.loads(json.dumps(meta)).items())
