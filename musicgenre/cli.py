@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from musicgenre.audio.io import DEFAULT_MAX_SECONDS
-from musicgenre.errors import MusicGenreError, describe_failure
+from musicgenre.errors import MusicGenreError
 
 
 def _ray_address(args: argparse.Namespace, inputs: str = "inputs") -> None:
@@ -27,6 +27,16 @@ def runtime_from_env() -> str | None:
     from musicgenre.models.runtime import RUNTIME_VARIABLE, check_runtime
 
     return check_runtime(os.environ.get(RUNTIME_VARIABLE), f"${RUNTIME_VARIABLE}")
+
+
+RAY_ENGINE_VARIABLE = "MUSICGENRE_RAY_ENGINE"  # the default of --ray-engine, read here only
+
+
+def ray_engine_from_env() -> str:
+    """``$MUSICGENRE_RAY_ENGINE``, checked, else "core": the default of ``--ray-engine``, read here and passed down."""
+    from musicgenre.util.cluster import check_engine
+
+    return check_engine(os.environ.get(RAY_ENGINE_VARIABLE) or "core", f"${RAY_ENGINE_VARIABLE}")
 
 
 def _loader(args: argparse.Namespace):
@@ -53,6 +63,7 @@ def _features(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         librosa=args.librosa,
         cluster=args.ray,
+        ray_engine=args.ray_engine,
     )
     print(report.summary(args.out), file=sys.stderr)
     return 0
@@ -71,7 +82,7 @@ def _predict(args: argparse.Namespace) -> int:
 
         report = predict_to_table(
             args.files, args.out, args.model, args.revision, args.max_seconds, tags, args.ray, args.workers, not args.no_progress,
-            load=load,
+            load=load, ray_engine=args.ray_engine,
         )  # fmt: skip
         print(report.summary(args.out), file=sys.stderr)
         return 1 if report.failed else 0
@@ -79,8 +90,9 @@ def _predict(args: argparse.Namespace) -> int:
         from musicgenre.models.cluster import predict_lines
 
         lines = predict_lines(
-            args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers, load=load
-        )
+            args.files, args.model, args.revision, args.max_seconds, tags, args.ray or None, args.workers,
+            load=load, ray_engine=args.ray_engine,
+        )  # fmt: skip
     else:
         model = load(args.model, args.revision)
         lines = (predict_line(model, path, args.max_seconds, tags) for path in args.files)
@@ -97,7 +109,7 @@ def _embed(args: argparse.Namespace) -> int:
     _ray_address(args)
     settings = EmbeddingSettings(args.backbone, args.layer, not args.no_normalise, args.max_seconds)
     report = embed_inputs(
-        args.inputs, args.out, settings, not args.no_progress, args.save_every, cluster=args.ray, workers=args.workers
+        args.inputs, args.out, settings, not args.no_progress, args.save_every, args.ray, args.workers, args.ray_engine
     )
     print(report.summary(args.out), file=sys.stderr)
     return 0
@@ -105,32 +117,16 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _evaluate_audio(args: argparse.Namespace) -> int:
     """Score any model on a labelled audio folder (genre from each file's folder or name); unreadable files are listed."""
-    from musicgenre.data.gtzan import label_from_path, labelled_files
-    from musicgenre.models.predict import predict_file
-    from musicgenre.training.metrics import classification_metrics
+    from musicgenre.training.metrics import audio_folder_metrics
 
     model = _loader(args)(args.model or "bundled", args.revision)
-    files = labelled_files(args.audio)
-    truth, pred, failed = [], [], {}
-    for path in files:
-        try:
-            pred.append(predict_file(model, path)["genre"])
-        except Exception as exc:  # listed like an unreadable file; the rest are still scored
-            failed[str(path)] = describe_failure(exc)
-            continue
-        truth.append(label_from_path(path))
-    if not truth:
-        raise MusicGenreError(f"{args.audio}: none of the {len(files)} files could be classified")
-    out = {"model": args.model or "bundled", "audio": str(args.audio), **classification_metrics(truth, pred, model.labels)}
-    print(json.dumps({**out, "failed": failed}))
+    print(json.dumps({"model": args.model or "bundled", "audio": str(args.audio), **audio_folder_metrics(model, args.audio)}))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from musicgenre.families import family_of_model
-    from musicgenre.features.handcrafted import FEATURE_COLUMNS
-    from musicgenre.features.table import load_feature_table
-    from musicgenre.training.metrics import classification_metrics
+    from musicgenre.training.metrics import feature_table_metrics
 
     if (args.audio is None) == (args.features is None):
         raise MusicGenreError("evaluate needs exactly one of --features TABLE or --audio FOLDER")
@@ -141,16 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     family = family_of_model(model)
     if family is None or family.reads != "features":
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
-    table = load_feature_table(args.features)
-    if "label" not in table.columns:
-        raise MusicGenreError(f"{args.features}: no 'label' column to evaluate against")
-    unknown = sorted(set(table["label"]) - set(model.labels))
-    if unknown:
-        raise MusicGenreError(f"{args.features}: labels the model does not know: {unknown[:5]}")
-    probs = model.predict_proba(table[FEATURE_COLUMNS].to_numpy())
-    pred = [model.labels[i] for i in probs.argmax(axis=1)]
-    out = {"model": args.model, "features": str(args.features), **classification_metrics(table["label"], pred, model.labels)}
-    print(json.dumps(out))
+    print(json.dumps({"model": args.model, "features": str(args.features), **feature_table_metrics(model, args.features)}))
     return 0
 
 
@@ -215,6 +202,7 @@ def _tag(args: argparse.Namespace) -> int:
         force=args.force,
         workers=args.workers,
         ray=args.ray,
+        ray_engine=args.ray_engine,
         max_seconds=args.max_seconds,
         progress=not args.no_progress,
     )
@@ -256,6 +244,8 @@ def _positive_int(text: str) -> int:
 
 
 def _ray_options(p: argparse.ArgumentParser, workers_help: str) -> None:
+    from musicgenre.util.cluster import ENGINES
+
     p.add_argument("--workers", type=int, default=None, help=workers_help)
     p.add_argument(
         "--ray",
@@ -265,6 +255,13 @@ def _ray_options(p: argparse.ArgumentParser, workers_help: str) -> None:
         metavar="ADDRESS",
         help="compute on a Ray cluster: at ADDRESS (host:port, auto, ray://...), else at $RAY_ADDRESS, else on a local "
         "Ray instance (pip install 'musicgenre[scale]')",
+    )
+    p.add_argument(
+        "--ray-engine",
+        choices=ENGINES,
+        default=None,
+        help=f"how --ray maps the files: core, Ray's tasks and actors (default: ${RAY_ENGINE_VARIABLE}, else core), or "
+        "data, Ray Data's map_batches, kept only as the scale benchmark's 'before' row",
     )
 
 
@@ -361,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layer",
         default="mean_pool",
-        choices=["penultimate", "mean_pool", "max_pool", "joined"],
-        help="which layer's patch mean (default mean_pool, 753 values: the bundled probe's choice)",
+        choices=["penultimate", "mean_pool", "max_pool", "mean_max", "joined"],
+        help="which layer's patch mean (default mean_pool, 753 values; the bundled probe reads mean_max, 1506)",
     )
     p.add_argument(
         "--backbone",
@@ -483,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "runtime" in vars(args) and args.runtime is None:
             args.runtime = runtime_from_env()
+        if "ray_engine" in vars(args) and args.ray_engine is None:
+            args.ray_engine = ray_engine_from_env()
         return args.func(args)
     except MusicGenreError as exc:
         print(f"musicgenre: error: {exc}", file=sys.stderr)

@@ -129,6 +129,28 @@ def test_the_runtime_is_the_option_else_the_environment(tmp_path, monkeypatch, c
     assert "$MUSICGENRE_RUNTIME: unknown runtime 'tensorflow'" in capsys.readouterr().err
 
 
+def test_the_ray_engine_is_the_option_else_the_environment(monkeypatch, capsys):
+    """``--ray-engine``, else ``$MUSICGENRE_RAY_ENGINE``, else core: the command reads it and passes it down; the
+    library only checks the value it is given."""
+    from musicgenre import cli
+    from musicgenre.util.cluster import ClusterError, run_per_path
+
+    engines = []
+    monkeypatch.setattr(cli, "_features", lambda args: engines.append(args.ray_engine) or 0)
+    command = ["features", "--ray", "--out", "t.csv", "a.wav"]
+    monkeypatch.delenv("MUSICGENRE_RAY_ENGINE", raising=False)
+    assert cli.main(command) == 0
+    monkeypatch.setenv("MUSICGENRE_RAY_ENGINE", "data")
+    assert cli.main(command) == 0
+    assert cli.main(["features", "--ray-engine", "core", *command[1:]]) == 0  # the option wins
+    assert engines == ["core", "data", "core"]
+    monkeypatch.setenv("MUSICGENRE_RAY_ENGINE", "spark")
+    assert cli.main(command) == 2
+    assert "$MUSICGENRE_RAY_ENGINE: unknown Ray engine 'spark'" in capsys.readouterr().err
+    with pytest.raises(ClusterError, match="unknown Ray engine 'spark'"):
+        next(run_per_path(["a.wav"], print, {}, None, 1, "spark"))
+
+
 def test_demo_and_help(tmp_path):
     demo = run_cli("demo", "--out", str(tmp_path / "demo.wav"))
     assert demo.returncode == 0, demo.stderr

@@ -61,10 +61,11 @@ def clips(tmp_path_factory) -> list[Path]:
     ]
 
 
-def _musicgenre(*args: str, engine: str = "", **kwargs) -> subprocess.Popen:
+def _musicgenre(*args: str, **kwargs) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "musicgenre", *args]
-    env = {**os.environ, **TOKEN_ENV, "MUSICGENRE_RAY_ENGINE": engine}
+    env = {**os.environ, **TOKEN_ENV}
     env.pop("RAY_ADDRESS", None)
+    env.pop("MUSICGENRE_RAY_ENGINE", None)  # the default engine, unless a test asks for another with --ray-engine
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -73,7 +74,7 @@ def _features(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def _run(*args: str, engine: str = "") -> str:
-    proc = _features(*args, engine=engine)
+    proc = _features(*(["--ray-engine", engine] if engine else []), *args)
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     return err

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from musicgenre.util.cluster import run_per_path
+from musicgenre.util.cluster import Engine, run_per_path
 from musicgenre.util.uri import to_path
 
 
@@ -33,10 +33,15 @@ def _extract(batch: dict, segment_seconds: float | None, librosa: bool) -> dict:
 
 
 def feature_results(
-    todo: list[Path], segment_seconds: float | None, librosa: bool, address: str | None = None, workers: int | None = None
+    todo: list[Path],
+    segment_seconds: float | None,
+    librosa: bool,
+    address: str | None = None,
+    workers: int | None = None,
+    ray_engine: Engine = "core",
 ) -> Iterator[tuple[Path, list[dict] | None, str | None]]:
-    """Each file's (path, rows, error) as ``table._results`` yields them, computed on the cluster, in the order of
-    ``todo``."""
+    """Each file's (path, rows, error) as ``table._results`` yields them, computed on the cluster (``ray_engine``: as
+    ``util.cluster.run_per_path``'s ``engine``), in the order of ``todo``."""
     kwargs = {"segment_seconds": segment_seconds, "librosa": librosa}
-    for row in run_per_path([str(p) for p in todo], _extract, kwargs, address, workers):
+    for row in run_per_path([str(p) for p in todo], _extract, kwargs, address, workers, ray_engine):
         yield to_path(row["path"]), json.loads(row["rows"]) if row["rows"] else None, row["error"] or None

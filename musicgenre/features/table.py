@@ -28,6 +28,8 @@ from musicgenre.util.resumable import ExtractionReport, fill_table
 if TYPE_CHECKING:
     import pandas as pd
 
+    from musicgenre.util.cluster import Engine
+
 __all__ = ["clip_rows", "extract_inputs", "extract_table", "load_feature_table", "read_rows", "row_names", "write_rows_atomic"]
 
 
@@ -89,12 +91,13 @@ def extract_inputs(
     save_every: float = 10.0,
     librosa: bool = False,
     cluster: str | None = None,
+    ray_engine: Engine = "core",
 ) -> ExtractionReport:
     """Files and dataset folders to a feature table (what ``musicgenre features`` runs)."""
     files = find_audio_files(inputs)
     if not files:
         raise MusicGenreError(f"no audio files found in {', '.join(map(str, inputs))}")
-    return extract_table(files, out, segment_seconds, workers, progress, save_every, librosa, cluster)
+    return extract_table(files, out, segment_seconds, workers, progress, save_every, librosa, cluster, ray_engine)
 
 
 def _results(
@@ -142,12 +145,14 @@ def extract_table(
     save_every: float = 10.0,
     librosa: bool = False,
     cluster: str | None = None,
+    ray_engine: Engine = "core",
 ) -> ExtractionReport:
     """Add the feature rows of ``files`` to the table at ``out``, skipping clips already there.
 
     ``cluster`` (a Ray address, or "" for ``RAY_ADDRESS`` or else a local Ray instance) computes the rows
     on a Ray cluster (``musicgenre.features.cluster``; ``workers`` tasks at a time, default one per CPU there) instead
     of a local process pool (``workers`` processes, default one per core); everything else is the same.
+    ``ray_engine`` is how the cluster maps (``util.cluster.run_per_path``'s ``engine``: "core", or "data").
 
     ``librosa`` computes each feature with librosa's own calls, as the public notebooks did (~2x
     slower; a check of the NumPy code's values on one's own data).
@@ -183,7 +188,7 @@ def extract_table(
     else:
         from musicgenre.features.cluster import feature_results
 
-        results = feature_results(todo, segment_seconds, librosa, cluster or None, workers)
+        results = feature_results(todo, segment_seconds, librosa, cluster or None, workers, ray_engine)
     save = partial(write_rows_atomic, out)
     return fill_table(results, rows, save, out, report, len(todo), save_every, progress, desc="features")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from musicgenre.util.cluster import run_per_path
+from musicgenre.util.cluster import Engine, run_per_path
 
 
 class _Predictor:
@@ -32,9 +32,11 @@ def predict_lines(
     workers: int | None = None,
     *,
     load,
+    ray_engine: Engine = "core",
 ) -> Iterator[dict]:
     """``musicgenre predict``'s line for each file, computed on the cluster, in the order of ``files``; ``load``
-    (``musicgenre.families.resolve_model``, passed down from the entry point) loads the model in each actor."""
+    (``musicgenre.families.resolve_model``, passed down from the entry point) loads the model in each actor.
+    ``ray_engine``: as ``util.cluster.run_per_path``'s ``engine``."""
     kwargs = {"model": model, "revision": revision, "max_seconds": max_seconds, "tags": tags, "load": load}
-    for row in run_per_path(list(files), _Predictor, kwargs, address, workers):
+    for row in run_per_path(list(files), _Predictor, kwargs, address, workers, ray_engine):
         yield json.loads(row["line"])

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from musicgenre.models.musicnn import DEFAULT_BACKBONE, LAYERS, SAMPLE_RATE, cli
 from musicgenre.util.atomic import remove_stale_temporaries
 from musicgenre.util.parquet import META_KEY, read_own_table, write_table_atomic
 from musicgenre.util.resumable import ExtractionReport, fill_table
+
+if TYPE_CHECKING:
+    from musicgenre.util.cluster import Engine
 
 
 @dataclass(frozen=True)
@@ -123,9 +127,11 @@ def embed_inputs(
     save_every: float = 10.0,
     cluster: str | None = None,
     workers: int | None = None,
+    ray_engine: Engine = "core",
 ) -> ExtractionReport:
     """Files, folders and lists of paths (local or URIs) to the embedding table at ``out`` (``.parquet``), skipping
-    files it already holds. ``cluster``: a Ray address, or "" for ``RAY_ADDRESS`` or a local Ray instance."""
+    files it already holds. ``cluster``: a Ray address, or "" for ``RAY_ADDRESS`` or a local Ray instance;
+    ``ray_engine``: how the cluster maps (``util.cluster.run_per_path``'s ``engine``)."""
     settings.check()
     out = Path(out)
     if out.suffix.lower() != ".parquet":
@@ -147,7 +153,7 @@ def embed_inputs(
     if cluster is None:
         results = _local_results(todo, settings)
     else:
-        results = embedding_results(todo, settings, cluster or None, workers)
+        results = embedding_results(todo, settings, cluster or None, workers, ray_engine)
     backbone = load_backbone(settings.backbone)
     width = sum(backbone.config["embeddings"][name] for name in LAYERS[settings.layer])
 
@@ -177,14 +183,19 @@ class _EmbedActor:
 
 
 def embedding_results(
-    todo: list, settings: EmbeddingSettings, address: str | None = None, workers: int | None = None
+    todo: list,
+    settings: EmbeddingSettings,
+    address: str | None = None,
+    workers: int | None = None,
+    ray_engine: Engine = "core",
 ) -> Iterator[tuple]:
-    """Each file's ``(path, rows, error)`` as ``embed_inputs`` takes them, computed on the cluster by ``_EmbedActor``s,
-    in the order of ``todo``."""
+    """Each file's ``(path, rows, error)`` as ``embed_inputs`` takes them, computed on the cluster by ``_EmbedActor``s
+    (``ray_engine``: as ``util.cluster.run_per_path``'s ``engine``), in the order of ``todo``."""
     from musicgenre.util.cluster import run_per_path
 
     by_name = {str(p): p for p in todo}
-    for out in run_per_path(list(by_name), _EmbedActor, {"settings": asdict(settings)}, address, workers):
+    settings_kwargs = {"settings": asdict(settings)}
+    for out in run_per_path(list(by_name), _EmbedActor, settings_kwargs, address, workers, ray_engine):
         if out["error"]:
             yield by_name[out["path"]], None, out["error"]
             continue

@@ -15,11 +15,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musicgenre.errors import DataError
 from musicgenre.util.atomic import remove_stale_temporaries
 from musicgenre.util.parquet import META_KEY, read_own_table, write_table_atomic
 from musicgenre.util.resumable import ExtractionReport, fill_table
+
+if TYPE_CHECKING:
+    from musicgenre.util.cluster import Engine
 
 # ``audio.quality.Quality.to_dict``'s fields: measurements, then the issues' codes and plain-language notes
 _QUALITY_FLOATS = ("duration_s", "level_dbfs", "peak_dbfs", "clipped_fraction", "crest_db", "silence_fraction")
@@ -78,9 +82,11 @@ def predict_to_table(
     save_every: float = 10.0,
     *,
     load,
+    ray_engine: Engine = "core",
 ) -> ExtractionReport:
     """Classify ``files`` into the table at ``out``, skipping files it holds; on a Ray cluster if ``cluster`` is
-    given (an address, or ""). ``load`` (``musicgenre.families.resolve_model``) loads the model ``model_name`` names."""
+    given (an address, or ""), mapped by ``ray_engine`` (``util.cluster.run_per_path``'s ``engine``). ``load``
+    (``musicgenre.families.resolve_model``) loads the model ``model_name`` names."""
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise DataError(f"{out}: prediction tables are Parquet files; name it *.parquet (or leave --out out for JSON lines)")
@@ -102,7 +108,9 @@ def predict_to_table(
     else:
         from musicgenre.models.cluster import predict_lines
 
-        lines = predict_lines(todo, model_name, revision, max_seconds, tags, cluster or None, workers, load=load)
+        lines = predict_lines(
+            todo, model_name, revision, max_seconds, tags, cluster or None, workers, load=load, ray_engine=ray_engine
+        )
     results = ((line["file"], None if "error" in line else [line], line.get("error")) for line in lines)
 
     def save(rows: list[dict]) -> None:

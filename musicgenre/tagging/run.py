@@ -26,6 +26,7 @@ from musicgenre.audio.io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError, TagError, describe_failure
 from musicgenre.models.runtime import Runtime
 from musicgenre.tagging.names import Record, chosen_genres, load_genre_map
+from musicgenre.util.cluster import Engine
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TagSettings:
     force: bool = False  # analyse and write files that already carry this model's answer
     workers: int | None = None  # local processes (None: one), or Ray actors (None: one per CPU of the cluster)
     ray: str | None = None  # a Ray address ("" for $RAY_ADDRESS or a local instance); None: local processes
+    ray_engine: Engine = "core"  # how the cluster maps (util.cluster.run_per_path's engine): "core", or "data"
     max_seconds: float = DEFAULT_MAX_SECONDS
     progress: bool = True
 
@@ -168,7 +170,7 @@ def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
 
         yield from predict_lines(
             files, settings.model, settings.revision, settings.max_seconds, settings.tags, settings.ray or None, settings.workers,
-            load=load,
+            load=load, ray_engine=settings.ray_engine,
         )  # fmt: skip
         return
     from musicgenre.models.pool import predict_lines_local

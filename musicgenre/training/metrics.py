@@ -1,4 +1,5 @@
-"""Metrics and the files every experiment writes: JSON, a Markdown table, confusion matrices."""
+"""Metrics (among them what ``musicgenre evaluate`` prints) and the files every experiment writes: JSON, a Markdown
+table, confusion matrices."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from musicgenre.errors import MusicGenreError, describe_failure
 
 
 def classification_metrics(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> dict:
@@ -19,6 +22,44 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, labels: Sequence[
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist(),
     }
+
+
+def feature_table_metrics(model, path: str | os.PathLike) -> dict:
+    """``classification_metrics`` of a feature model on a labelled table in the public GTZAN schema (its ``label``
+    column is the truth). What ``musicgenre evaluate --features`` prints."""
+    from musicgenre.features.handcrafted import FEATURE_COLUMNS
+    from musicgenre.features.table import load_feature_table
+
+    table = load_feature_table(path)
+    if "label" not in table.columns:
+        raise MusicGenreError(f"{path}: no 'label' column to evaluate against")
+    unknown = sorted(set(table["label"]) - set(model.labels))
+    if unknown:
+        raise MusicGenreError(f"{path}: labels the model does not know: {unknown[:5]}")
+    probs = model.predict_proba(table[FEATURE_COLUMNS].to_numpy())
+    pred = [model.labels[i] for i in probs.argmax(axis=1)]
+    return classification_metrics(table["label"], pred, model.labels)
+
+
+def audio_folder_metrics(model, folder: str | os.PathLike) -> dict:
+    """``classification_metrics`` of ``model`` on a labelled audio folder (each file's genre from its folder or name),
+    and ``failed``: the files that could not be classified, with why (listed like unreadable files; the rest are still
+    scored). What ``musicgenre evaluate --audio`` prints."""
+    from musicgenre.data.gtzan import label_from_path, labelled_files
+    from musicgenre.models.predict import predict_file
+
+    files = labelled_files(folder)
+    truth, pred, failed = [], [], {}
+    for path in files:
+        try:
+            pred.append(predict_file(model, path)["genre"])
+        except Exception as exc:  # listed like an unreadable file; the rest are still scored
+            failed[str(path)] = describe_failure(exc)
+            continue
+        truth.append(label_from_path(path))
+    if not truth:
+        raise MusicGenreError(f"{folder}: none of the {len(files)} files could be classified")
+    return {**classification_metrics(truth, pred, model.labels), "failed": failed}
 
 
 def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal, get_args
 
 from musicgenre.errors import MusicGenreError
 
 RETRIES = 3  # a call whose worker died is run again this many times
+Engine = Literal["core", "data"]  # how ``run_per_path`` maps: Ray core tasks and actors, or Ray Data's ``map_batches``
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 class ClusterError(MusicGenreError):
@@ -44,23 +47,34 @@ def connect(address: str | None = None) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
-def run_per_path(paths: list[str], fn, kwargs: dict, address: str | None, workers: int | None) -> Iterator[dict]:
+def check_engine(engine: str, source: str = "engine") -> Engine:
+    """``engine`` as an Engine; a ClusterError naming ``source`` if it is neither "core" nor "data"."""
+    if engine not in ENGINES:
+        raise ClusterError(f"{source}: unknown Ray engine {engine!r}; choose from {', '.join(ENGINES)}")
+    return engine
+
+
+def run_per_path(
+    paths: list[str], fn, kwargs: dict, address: str | None, workers: int | None, engine: Engine = "core"
+) -> Iterator[dict]:
     """Each path's output row from ``fn`` (a function: ``workers`` tasks at a time; a class: ``workers`` actors,
     each built once with ``kwargs``; default: one per CPU of the cluster), in the order of ``paths``, once each.
 
-    ``fn`` takes and returns a batch, a dict of lists (Ray Data's format), here of one path. Ray core tasks and an
-    ``ActorPool`` run it; ``MUSICGENRE_RAY_ENGINE=data`` runs it through Ray Data's ``map_batches`` instead, which
-    ``benchmarks/scale.py`` measures beside it: on 2 cores, Ray Data's start (its planner and its own stats and
-    autoscaling actors) costs ~8 s more and its executor loop ~8 % of the throughput, for nothing this map needs.
+    ``fn`` takes and returns a batch, a dict of lists (Ray Data's format), here of one path. With ``engine`` "core"
+    (the default) Ray core tasks and an ``ActorPool`` run it; "data" runs it through Ray Data's ``map_batches``
+    instead, kept only as the "before" row of ``benchmarks/scale.py``, which measures it beside the default: on 2
+    cores, Ray Data's start (its planner and its own stats and autoscaling actors) costs ~8 s more and its executor
+    loop ~8 % of the throughput, for nothing this map needs. The entry point chooses it (``musicgenre --ray-engine``);
+    nothing here reads the environment for it.
     """
+    run = {"core": _ray_core, "data": _ray_data}[check_engine(engine)]
     import ray
 
     connect(address)
     if not paths:
         return
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    engine = _ray_data if os.environ.get("MUSICGENRE_RAY_ENGINE") == "data" else _ray_core
-    for batch in engine(paths, fn, kwargs, workers):
+    for batch in run(paths, fn, kwargs, workers):
         yield {k: v[0] for k, v in batch.items()}
 
 
