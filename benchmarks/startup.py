@@ -52,7 +52,18 @@ class Arguments:
 
 
 def _env(source: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    """The commands' environment. Bytecode is written (the warm-up run leaves it), as pip's install compiles it for
+    a user: with ``PYTHONDONTWRITEBYTECODE`` set (as on some CI machines) every run would compile every module."""
+    return {
+        **os.environ,
+        **_WRITE_BYTECODE,
+        "PYTHONPATH": str(source),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+
+
+_WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}  # empty: unset, for Python
 
 
 # Started by a minimal interpreter: a child forked from this process would report this process's
@@ -83,7 +94,9 @@ def _app_run(source: Path, clip: str) -> tuple[float, float]:
     from musicgenre.testing.app_process import launch_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = launch_app(source / "app.py", [], Path(tmp) / "app.log", timeout=300, env={"PYTHONPATH": str(source)})
+        app = launch_app(
+            source / "app.py", [], Path(tmp) / "app.log", timeout=300, env={"PYTHONPATH": str(source), **_WRITE_BYTECODE}
+        )
         try:
             Client(app.url, verbose=False).predict(handle_file(clip), "all", api_name="/predict")
             seconds = time.monotonic() - app.launched

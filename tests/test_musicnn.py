@@ -310,7 +310,7 @@ def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_
     statistics included) stay as shipped, otherwise they move; the seed alone decides a fit."""
     import torch
 
-    from musicgenre.families.probe.top import TopSettings, _network, _patches, _train
+    from musicgenre.families.probe.top import TopSettings, _network, _patches, train_top
     from musicgenre.families.probe.train import Embedded
     from musicgenre.models.musicnn import backbone_path, load_torch_network
 
@@ -333,7 +333,7 @@ def test_fine_tuning_the_top_starts_from_the_pretrained_layers_and_frozen_means_
         assert probs.shape == (80, len(GENRES)) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
     def state_after(lr: float) -> dict:
-        return _train("MSD_musicnn", x, y, lr, [2], TopSettings(batch_size=16), 0, check).state_dict()
+        return train_top("MSD_musicnn", x, y, lr, [2], TopSettings(batch_size=16), 0, check).state_dict()
 
     frozen, tuned = state_after(0.0), state_after(1e-3)
     torch.rand(7)  # other random draws in between: the seed alone decides a fit

@@ -77,7 +77,9 @@ def _synthetic(clips_per_genre: int = 6, seed: int = 0):
     return views, channels, labels, tracks
 
 
-SMALL = RobustSettings(design="routed", wide_copies=2, narrow_copies=2, c_grid=[0.1], inner_folds=3, route_rows=True)
+SMALL = RobustSettings(
+    layer="mean_pool", design="routed", wide_copies=2, narrow_copies=2, c_grid=[0.1], inner_folds=3, route_rows=True
+)
 
 
 def test_routed_fit_answers_each_window_with_the_head_its_channel_calls_for():
@@ -153,3 +155,22 @@ def test_the_shipped_probe_is_routed_calibrated_and_unsure_of_speech(speech):
     out = predict_array(model, speech.astype(np.float32), 22050)
     assert out["uncertain"] is True and "speech" in out["quality"]["issues"]
     assert sum(out["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_fine_tuned_back_end_is_scored_in_the_same_folds_and_format():
+    """The weighed alternative (issue 33): musicnn's pretrained back-end with a genre layer, trained on clean clips
+    and copies of the mean_max embedding (1506 = mean_pool + max_pool), is cross-validated like the linear heads."""
+    from musicgenre.families.probe.robust_backend import cross_validate_backend
+    from musicgenre.families.probe.top import TopSettings
+
+    views, channels, labels, tracks = _synthetic(clips_per_genre=4)
+    views = {name: np.hstack([v, v[:, ::-1]]) for name, v in views.items()}  # (clips, 1506)
+    tiny = TopSettings(epochs=[1, 3], backbone_lr=[0.0, 1e-3], batch_size=64)
+    cv = cross_validate_backend(
+        views, labels, tracks, ["clean", "telephone"], SMALL, [0], folds=2, top=tiny, progress=lambda m: None
+    )
+    probs = cv["probabilities"][0]["clean"]
+    assert not np.isnan(probs).any() and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert np.mean(probs.argmax(1) == labels) > 0.3  # chance: 0.1
+    assert len(cv["folds"]) == 2 and {f["backbone_lr"] for f in cv["folds"]} <= {0.0, 1e-3}
+    assert all(f["epochs"] in (1, 3) and f["temperature"] > 0 for f in cv["folds"]) and not np.isnan(cv["thresholds"][0]).any()

@@ -52,6 +52,7 @@ LAYERS = {
     "penultimate": ("penultimate",),
     "mean_pool": ("mean_pool",),
     "max_pool": ("max_pool",),
+    "mean_max": ("mean_pool", "max_pool"),  # the bundled probe's (issue 33: it holds up best on degraded audio)
     "joined": ("penultimate", "mean_pool", "max_pool"),
 }
 OUTPUTS = ("tags", "penultimate", "mean_pool", "max_pool")  # per patch, in the ONNX file's output order

@@ -29,6 +29,7 @@ import numpy as np
 from musicgenre.audio.quality import NARROW_HZ
 from musicgenre.data.gtzan import GENRES
 from musicgenre.data.splits import kfold
+from musicgenre.models.musicnn import LAYERS
 
 DESIGNS = ("clean", "wide", "pooled", "selector", "routed")
 
@@ -36,7 +37,7 @@ DESIGNS = ("clean", "wide", "pooled", "selector", "routed")
 @dataclass
 class RobustSettings:
     design: str = field(default="routed", metadata={"help": f"one of {', '.join(DESIGNS)}"})
-    layer: str = field(default="mean_pool", metadata={"help": "musicnn embedding layer (the bundled head's)"})
+    layer: str = field(default="mean_max", metadata={"help": "musicnn embedding layer (musicnn.LAYERS; the bundled head's)"})
     wide_copies: int = field(default=4, metadata={"help": "wide random copies per training clip"})
     narrow_copies: int = field(default=4, metadata={"help": "narrow (telephone-like) random copies per training clip"})
     c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0], metadata={"help": "logistic C values"})
@@ -212,28 +213,41 @@ def fit_robust(views: dict[str, np.ndarray], channels: dict[str, np.ndarray], la
 # ---- out-of-fold scores ----
 
 
-def cross_validate(views: dict[str, np.ndarray], channels: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray,
-                   conditions: list[str], settings: RobustSettings, seeds: list[int], folds: int = 5,
-                   progress=print) -> dict:  # fmt: skip
-    """Grouped ``folds``-fold CV by track, per seed: every clip's out-of-fold calibrated probabilities under every
+def out_of_fold(fit_fold, views: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray, conditions: list[str],
+                seeds: list[int], folds: int = 5, progress=print, name: str = "") -> dict:  # fmt: skip
+    """Grouped ``folds``-fold CV by track, per seed, of any model: every clip's out-of-fold probabilities under every
     condition (NaN where the condition failed on it), the threshold that applied to it, each fold's choices.
 
-    ``channels[condition]``: (clips, 3) low_hz, high_hz, snr_db of each clip's view, what the probe routes by.
+    ``fit_fold(train, seed)`` fits on the clips ``train`` and returns ``predict(condition, clips)`` (their
+    probabilities) and its choices, ``uncertain_below`` among them.
     """
     out = {"probabilities": {}, "thresholds": {}, "folds": []}
     for seed in seeds:
         probs = {c: np.full((len(labels), len(GENRES)), np.nan) for c in conditions}
         threshold = np.full(len(labels), np.nan)
         for k, (train, test) in enumerate(kfold("grouped", labels, tracks, folds, seed)):
-            fit = fit_robust(views, channels, labels, tracks, train, settings, seed + 1 + k)
-            threshold[test] = fit.chosen["uncertain_below"]
+            predict, chosen = fit_fold(train, seed + 1 + k)
+            threshold[test] = chosen["uncertain_below"]
             for c in conditions:
                 ok = test[~np.isnan(views[c][test, 0])]
-                probs[c][ok] = fit.model.probabilities(views[c][ok], [tuple(row) for row in channels[c][ok]])
-            out["folds"].append({"seed": seed, "fold": k, **fit.chosen})
-            progress(f"{settings.design}: seed {seed} fold {k}, threshold {fit.chosen['uncertain_below']:.3f}")
+                probs[c][ok] = predict(c, ok)
+            out["folds"].append({"seed": seed, "fold": k, **chosen})
+            progress(f"{name}: seed {seed} fold {k}, threshold {chosen['uncertain_below']:.3f}")
         out["probabilities"][seed], out["thresholds"][seed] = probs, threshold
     return out
+
+
+def cross_validate(views: dict[str, np.ndarray], channels: dict[str, np.ndarray], labels: np.ndarray, tracks: np.ndarray,
+                   conditions: list[str], settings: RobustSettings, seeds: list[int], folds: int = 5,
+                   progress=print) -> dict:  # fmt: skip
+    """``out_of_fold`` of the heads of ``settings.design``. ``channels[condition]``: (clips, 3) low_hz, high_hz,
+    snr_db of each clip's view, what the probe routes by."""
+
+    def fit_fold(train: np.ndarray, seed: int):
+        fit = fit_robust(views, channels, labels, tracks, train, settings, seed)
+        return (lambda c, rows: fit.model.probabilities(views[c][rows], [tuple(r) for r in channels[c][rows]])), fit.chosen
+
+    return out_of_fold(fit_fold, views, labels, tracks, conditions, seeds, folds, progress, settings.design)
 
 
 # ---- the shipped model ----
@@ -276,6 +290,7 @@ def model_card(fit: RobustFit, summary: dict, result: dict, command: str) -> str
         for c, r in summary["conditions"].items()
     )
     t = summary["targets"]
+    layers = " + ".join(f"`{name}`" for name in LAYERS[fit.model.layer])
     return f"""---
 license: isc
 library_name: musicgenre
@@ -285,7 +300,7 @@ metrics: [accuracy, log_loss, brier, ece]
 # musicgenre bundled model: a routed, calibrated genre probe on musicnn (MSD_musicnn)
 
 The pretrained musicnn tagger (Pons & Serra 2019; ISC licence, Music Technology Group, Universitat
-Pompeu Fabra), frozen, with three linear heads on the clip mean of its `{fit.model.layer}` embedding. Each
+Pompeu Fabra), frozen, with three linear heads on the clip mean of its `{fit.model.layer}` embedding ({layers}). Each
 30-second window's channel is measured (`musicgenre.audio.quality`: its effective band and noise) and
 routed: a band ending below {fit.model.narrow_below_hz:g} Hz to the `narrow` head; a window with no band
 or noise issue to the mean of the `clean` and `wide` heads; anything else to the `wide` head. Each head's

@@ -64,7 +64,9 @@ def _network(backbone: str, dropout: float):
     return Top()
 
 
-def _train(backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[int], top: TopSettings, seed: int, on_epoch=None):
+def train_top(
+    backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[int], top: TopSettings, seed: int, on_epoch=None
+):
     """Fit from the pretrained weights for max(epochs) epochs; after each epoch in ``epochs``, call
     ``on_epoch(epoch, predict)`` (``predict``: patch features -> genre probabilities). Returns the network."""
     import torch
@@ -95,11 +97,11 @@ def _train(backbone: str, x: np.ndarray, y: np.ndarray, lr: float, epochs: list[
             torch.nn.functional.cross_entropy(net(xt[batch]), yt[batch]).backward()
             optimiser.step()
         if on_epoch is not None and epoch in epochs:
-            on_epoch(epoch, lambda features: _predict(net, features))
+            on_epoch(epoch, lambda features: predict_top(net, features))
     return net
 
 
-def _predict(net, features: np.ndarray) -> np.ndarray:
+def predict_top(net, features: np.ndarray) -> np.ndarray:
     """Genre probabilities per patch (eval mode: dropout off, batch norms on their running statistics)."""
     import torch
 
@@ -125,7 +127,7 @@ def choose(data: Embedded, train: np.ndarray, settings: ProbeSettings, top: TopS
                 p = _clip_probabilities(predict(xb), clip_b, train[b])
                 scores.setdefault((lr, epoch), []).append(float(np.mean(p.argmax(1) == data.labels[train[b]])))
 
-            _train(settings.backbone, x, y, lr, top.epochs, top, seed, score)
+            train_top(settings.backbone, x, y, lr, top.epochs, top, seed, score)
     (lr, epochs), accs = max(scores.items(), key=lambda kv: (np.mean(kv[1]), -kv[0][0], -kv[0][1]))  # ties: frozen, fewer epochs
     return {"backbone_lr": lr, "epochs": epochs, "inner_cv_accuracy": float(np.mean(accs))}
 
@@ -137,7 +139,7 @@ def cross_validate(data: Embedded, protocol: str, settings: ProbeSettings, top: 
         chosen = choose(data, train, settings, top, protocol, settings.seed + 1 + k)
         x, y, _ = _patches(data, train)
         xt, _, clip_t = _patches(data, test)
-        net = _train(settings.backbone, x, y, chosen["backbone_lr"], [chosen["epochs"]], top, settings.seed + k)
-        return chosen, _clip_probabilities(_predict(net, xt), clip_t, test)
+        net = train_top(settings.backbone, x, y, chosen["backbone_lr"], [chosen["epochs"]], top, settings.seed + k)
+        return chosen, _clip_probabilities(predict_top(net, xt), clip_t, test)
 
     return nested_cv(data, protocol, settings, fit_fold)
