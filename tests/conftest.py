@@ -15,6 +15,13 @@ from pathlib import Path
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# Bytecode is cached (Python's default) even where PYTHONDONTWRITEBYTECODE is set, as on the 2-core machine the
+# durations record comes from: the suite starts many fresh Python processes (commands, scripts, workers), and each
+# would otherwise compile musicgenre's modules from source again (~0.2 s for `musicgenre predict`). `__pycache__/` is
+# git-ignored.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # ONNX exports and librosa's compiled code go to a fresh cache (set before musicgenre is imported),

@@ -36,17 +36,13 @@ TOKEN_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """The address of a two-node Ray cluster on loopback (stopped afterwards)."""
+    from musicgenre.testing.ray_nodes import ray_nodes
+
     port, temp = _free_port(), tmp_path_factory.mktemp("ray")
-    env = {**os.environ, **TOKEN_ENV}
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
-    head = [str(RAY), "start", "--head", "--port", str(port), "--temp-dir", str(temp), "--include-dashboard", "false"]
-    subprocess.run([*head, *common], env=env, check=True, capture_output=True, timeout=300)
-    address = f"127.0.0.1:{port}"
-    try:
-        subprocess.run([str(RAY), "start", "--address", address, *common], env=env, check=True, capture_output=True, timeout=300)
+    address, common = f"127.0.0.1:{port}", ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    head = ["--head", "--port", str(port), "--temp-dir", str(temp), "--include-dashboard", "false", *common]
+    with ray_nodes(str(RAY), [head, ["--address", address, *common]], {**os.environ, **TOKEN_ENV}, temp):
         yield address
-    finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

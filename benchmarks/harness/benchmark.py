@@ -230,11 +230,12 @@ def scale_benchmark(audio_dir: str, n_clips: int = 152, names: int = 2) -> dict:
     per-clip cost ``c`` and fixed overhead ``o`` (``T(w) = o + n·c/w``) give a projection for more workers.
     """
     import secrets
-    import subprocess
     import sys
 
     import numpy as np
     import pyarrow.parquet as pq
+
+    from musicgenre.testing.ray_nodes import ray_nodes
 
     ray = str(Path(sys.executable).with_name("ray"))
     cores = os.cpu_count() or 1
@@ -253,10 +254,9 @@ def scale_benchmark(audio_dir: str, n_clips: int = 152, names: int = 2) -> dict:
         )
         embed_seconds["one process (ONNX Runtime on every core)"] = _timed("embed", files, tmp / "local.parquet", env=env)
         port = _free_port()
-        start = ["start", "--head", "--port", str(port), "--num-cpus", str(cores), "--include-dashboard", "false"]
-        subprocess.run([ray, *start, "--disable-usage-stats"], env=env, check=True, capture_output=True)
+        head = ["--head", "--port", str(port), "--num-cpus", str(cores), "--include-dashboard", "false", "--disable-usage-stats"]
         address = f"127.0.0.1:{port}"
-        try:
+        with ray_nodes(ray, [head], env, tmp):  # this cluster only, stopped on leaving
             for workers in (1, 2):
                 seconds[f"Ray cluster, {workers} worker{'s' * (workers > 1)}"] = _timed(
                     "features", files, tmp / f"ray{workers}.csv", "--ray", address, "--workers", str(workers), env=env
@@ -276,8 +276,6 @@ def scale_benchmark(audio_dir: str, n_clips: int = 152, names: int = 2) -> dict:
             embed_seconds["Ray cluster, 2 actors (one core each)"] = _timed(
                 "embed", files, tmp / "ray.parquet", "--ray", address, "--workers", "2", env=env
             )
-        finally:
-            subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
         same = all(
             (tmp / f).read_bytes() == (tmp / "local.csv").read_bytes() for f in ("own.csv", "ray1.csv", "ray2.csv", "data.csv")
         )
