@@ -50,6 +50,8 @@ def test_mel_filters_are_librosas(sr, n_fft, n_mels):
     assert np.array_equal(spectral.mel_filters(sr, n_fft, n_mels), librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels))
 
 
+@pytest.mark.slow  # librosa.filters.chroma imports librosa.core, which compiles its numba code (~13 s on a fresh cache)
+@pytest.mark.librosa
 @pytest.mark.parametrize("tuning", [0.0, -0.13, 0.31])
 def test_chroma_filters_are_librosas(tuning):
     ours, theirs = spectral.chroma_filters(SR, N_FFT, tuning), librosa.filters.chroma(sr=SR, n_fft=N_FFT, tuning=tuning)
