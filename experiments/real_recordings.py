@@ -84,13 +84,12 @@ def main(argv: list[str] | None = None) -> None:
                            args.workers, progress=lambda m: print(m, flush=True))  # fmt: skip
     for path, why in failed.items():
         print(f"failed views of {path}: {why}", flush=True)
-    by_layer = {}  # layer -> (views, channels): each design's embedding, read from the cache once
+    layers = sorted({replace(base, **changed).layer for _, _, changed in DESIGNS})
+    by_layer = matrices(paths, sorted(set(training) | set(conditions)), layers, args.cache_dir)  # layer -> (views, channels)
     result = {"kind": "real_recordings", "command": command, "clips": len(paths), "seeds": args.seeds,
               "settings": asdict(base), "failed_views": failed, "shipped": SHIPPED, "designs": {}}  # fmt: skip
     for key, label, changed in DESIGNS:
         settings = replace(base, **changed)
-        if settings.layer not in by_layer:
-            by_layer[settings.layer] = matrices(paths, sorted(set(training) | set(conditions)), settings.layer, args.cache_dir)
         views, channels = by_layer[settings.layer]
         if key == BACKEND:
             cv = cross_validate_backend(views, labels, tracks, conditions, settings, args.seeds, progress=lambda m: None)

@@ -39,24 +39,26 @@ CONDITIONS = {  # name -> (family, seen in training's kind of damage?)
 TARGETS = {"clean": 22, "laptop_mic_room": 20, "telephone_band": 16, "pink_10db": 20, "excerpt_10s": 20, "gain_-30db": 21}
 
 
-def matrices(paths: list[str], views: list[str], layer: str, cache_dir) -> tuple[dict, dict]:
-    """Per view, the (clips, dim) clip embeddings of ``layer`` (NaN rows where a view failed) and the (clips, 3)
-    measured channel (low_hz, high_hz, snr_db) the probe routes by."""
+def matrices(paths: list[str], views: list[str], layers: list[str], cache_dir) -> dict[str, tuple[dict, dict]]:
+    """Per layer of ``layers``: per view, the (clips, dim) clip embeddings of that layer (NaN rows where a view
+    failed), and the (clips, 3) measured channel (low_hz, high_hz, snr_db) the probe routes by. Each cached view is
+    read once for all the layers."""
     from musicgenre.families import FAMILIES
     from musicgenre.models.musicnn import LAYERS
 
     robust_views = FAMILIES["probe"].module("robust_views")
     channels_of, load_view = robust_views.channels_of, robust_views.load_view
 
-    embeddings, channels = {}, {}
+    out = {layer: ({}, {}) for layer in layers}
     for view in views:
         loaded = [load_view(cache_dir, p, view) for p in paths]
-        width = next(np.concatenate([z[n].mean(axis=0) for n in LAYERS[layer]]).shape[0] for z in loaded if z is not None)
-        embeddings[view] = np.stack(
-            [np.full(width, np.nan) if z is None else np.concatenate([z[n].mean(axis=0) for n in LAYERS[layer]]) for z in loaded]
-        )
-        channels[view] = np.stack([np.full(3, np.nan) if z is None else channels_of(z)[0] for z in loaded])
-    return embeddings, channels
+        channels = np.stack([np.full(3, np.nan) if z is None else channels_of(z)[0] for z in loaded])
+        for layer, (embeddings, by_view) in out.items():
+            rows = [None if z is None else np.concatenate([z[n].mean(axis=0) for n in LAYERS[layer]]) for z in loaded]
+            width = next(r.shape[0] for r in rows if r is not None)
+            embeddings[view] = np.stack([np.full(width, np.nan) if r is None else r for r in rows])
+            by_view[view] = channels
+    return out
 
 
 def summarise(cv: dict, labels: np.ndarray, conditions: list[str]) -> dict:
