@@ -19,6 +19,7 @@ import importlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,7 @@ from musicgenre.serving.service import (
     mel_spectrogram_db,
     ordered_scores,
 )
+from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,6 +79,10 @@ class AppArguments:
             "help": f"how the models run, one of {', '.join(RUNTIMES)} (env {RUNTIME_VARIABLE}; default: ONNX Runtime and "
             "NumPy heads; torch, keras, sklearn: the reference implementations, musicgenre.models.runtime)"
         },
+    )
+    cache_dir: str = field(
+        default_factory=lambda: os.environ.get(CACHE_VARIABLE) or str(default_cache_root()),
+        metadata={"help": f"where librosa's compiled code and ONNX exports are kept (env {CACHE_VARIABLE})"},
     )
 
 
@@ -308,13 +314,14 @@ def add_live_mode(live_audio: gr.Audio, state: gr.State, panel: gr.Markdown, mod
 def main(argv: list[str] | None = None) -> None:
     from musicgenre.features import jitcache
 
-    jitcache.configure()  # as the CLI does: librosa's compiled code (the shallow model's reference path) in our cache
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (args,) = parse_dataclasses(AppArguments, argv=argv, description=__doc__)
+    cache_root = Path(args.cache_dir)
+    jitcache.configure(cache_root)  # as the CLI does: librosa's compiled code (the shallow model's reference path)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit_malloc_arenas()  # before the server's worker threads exist: memory levels off under load
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP request otherwise
     runtime = check_runtime(args.runtime, f"--runtime (env {RUNTIME_VARIABLE})")
-    models = load_models(args.model_id or None, args.models, runtime=runtime)
+    models = load_models(args.model_id or None, args.models, runtime=runtime, cache_root=cache_root)
     models.warm_up()
     log.info("serving %s", list(models.models))
     for notice in models.notices:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mediafile
@@ -91,7 +92,7 @@ def _unique(values: list[str]) -> list[str]:
 class _Analyser:
     """The model and the settings of one run, built on first use (the expensive imports happen here)."""
 
-    def __init__(self, spec: str, genre_map: str | None):
+    def __init__(self, spec: str, genre_map: str | None, cache_root: Path | None = None):
         from musicgenre.errors import MusicGenreError
         from musicgenre.families import resolve_model
         from musicgenre.models.predict import DEFAULT_UNCERTAIN_BELOW
@@ -100,7 +101,7 @@ class _Analyser:
 
         try:
             self.names = load_genre_map(genre_map)
-            self.model = resolve_model(spec)
+            self.model = resolve_model(spec, cache_root=cache_root)
         except MusicGenreError as exc:
             raise ui.UserError(f"musicgenre: {exc}") from exc
         self.model_id = model_id(spec)  # the same name ``musicgenre tag`` records, so the two agree on "done"
@@ -130,6 +131,7 @@ class MusicGenrePlugin(BeetsPlugin):
                 "tags": 0,
                 "genre_map": None,
                 "pretend": False,
+                "cache_dir": None,  # where a checkpoint's ONNX export is kept: $MUSICGENRE_CACHE, else ~/.cache/musicgenre
             }
         )
         self._add_record_field()
@@ -155,7 +157,11 @@ class MusicGenrePlugin(BeetsPlugin):
     def analyser(self) -> _Analyser:
         genre_map = self.config["genre_map"]
         # as_filename: "~" expanded, a relative path taken from the config file's folder (as beets does for its paths)
-        return _Analyser(self.config["model"].as_str(), genre_map.as_filename() if genre_map.get() else None)
+        from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+
+        cache = self.config["cache_dir"]
+        cache_root = Path(cache.as_filename()) if cache.get() else Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
+        return _Analyser(self.config["model"].as_str(), genre_map.as_filename() if genre_map.get() else None, cache_root)
 
     # Options, read when used so that command-line flags (``set_args``) count.
 

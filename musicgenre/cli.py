@@ -29,6 +29,14 @@ def runtime_from_env() -> str | None:
     return check_runtime(os.environ.get(RUNTIME_VARIABLE), f"${RUNTIME_VARIABLE}")
 
 
+def cache_root_from_env() -> Path:
+    """``$MUSICGENRE_CACHE``, else ``~/.cache/musicgenre``: the folder for librosa's compiled code and ONNX exports,
+    read here once and passed down (to ``jitcache.configure`` and every model loader)."""
+    from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+
+    return Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
+
+
 RAY_ENGINE_VARIABLE = "MUSICGENRE_RAY_ENGINE"  # the default of --ray-engine, read here only
 
 
@@ -40,13 +48,13 @@ def ray_engine_from_env() -> str:
 
 
 def _loader(args: argparse.Namespace):
-    """``resolve_model`` with the command's ``--runtime``: the loader handed down (to worker processes and Ray actors
-    too, which never read the environment for it)."""
+    """``resolve_model`` with the command's ``--runtime`` and cache folder: the loader handed down (to worker processes
+    and Ray actors too, which never read the environment for them)."""
     from functools import partial
 
     from musicgenre.families import resolve_model
 
-    return partial(resolve_model, runtime=args.runtime)
+    return partial(resolve_model, runtime=args.runtime, cache_root=args.cache_root)
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -193,6 +201,7 @@ def _tag(args: argparse.Namespace) -> int:
         model=args.model,
         revision=args.revision,
         runtime=args.runtime,
+        cache_root=args.cache_root,
         multi=args.multi,
         tags=args.num_tags if args.tags else 0,
         genre_map=args.genre_map,
@@ -475,8 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from musicgenre.features import jitcache
 
-    jitcache.configure()  # before anything imports numba: librosa's compiled code goes to our own, checked cache
+    cache_root = cache_root_from_env()
+    jitcache.configure(cache_root)  # before anything imports numba: librosa's compiled code goes to our own, checked cache
     args = build_parser().parse_args(argv)
+    args.cache_root = cache_root
     try:
         if "runtime" in vars(args) and args.runtime is None:
             args.runtime = runtime_from_env()

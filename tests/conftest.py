@@ -24,9 +24,11 @@ sys.dont_write_bytecode = False
 
 # The Hub is unreachable in CI; without this, hub loaders retry for ~45 s before failing.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# ONNX exports and librosa's compiled code go to a fresh cache (set before musicgenre is imported),
-# shared with the subprocesses tests start: every test run also exercises the first, cold start.
-os.environ["MUSICGENRE_CACHE"] = tempfile.mkdtemp(prefix="musicgenre-cache-")
+# ONNX exports and librosa's compiled code go to a fresh cache: every test run also exercises the first, cold
+# start. The commands and apps the tests start read it from $MUSICGENRE_CACHE, as a user's do; in this process it
+# is passed down (CACHE_ROOT), as the entry points pass theirs.
+CACHE_ROOT = Path(tempfile.mkdtemp(prefix="musicgenre-cache-"))
+os.environ["MUSICGENRE_CACHE"] = str(CACHE_ROOT)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -39,7 +41,7 @@ from musicgenre.features import jitcache  # noqa: E402
 
 # The test session is an entry point, as the CLI is: librosa's compiled code (some tests import librosa
 # themselves) goes to that cache, set before anything imports numba (importing musicgenre sets nothing).
-jitcache.configure()
+jitcache.configure(CACHE_ROOT)
 
 # Property tests: derandomised in CI (repeatable); HYPOTHESIS_PROFILE=thorough searches ten times longer.
 settings.register_profile(

@@ -18,7 +18,7 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, SHARED, synth
+from conftest import CACHE_ROOT, ROOT, SHARED, synth
 from test_cli import run_cli
 
 from musicgenre.data.gtzan import GENRES, Clip, find_audio_files, label_from_path, load_clips
@@ -118,14 +118,14 @@ def test_checkpoint_loads_in_predict_the_app_and_transformers_pipeline(checkpoin
         list(line["scores"]) == list(GENRES) and line["windows"] == 3
     )  # 2 s windows: 2 + 2 + a 1 s tail (half a window is kept)
 
-    served = load_models(None, [str(checkpoint)], bundled=False)
+    served = load_models(None, [str(checkpoint)], bundled=False, cache_root=CACHE_ROOT)
     analysis = analyse(clip, served.models)
     assert analysis.results[0].window_probs.shape == (3, 10)
 
     y16 = librosa.resample(synth(1.5), orig_sr=22050, target_sr=16000).astype(np.float32)
     scores = {d["label"]: d["score"] for d in pipeline("audio-classification", model=str(checkpoint), top_k=None)(y16)}
     assert set(scores) == set(GENRES) and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
-    ours = predict_array(resolve_model(str(checkpoint)), y16, 16000)["scores"]  # one window: the same forward pass
+    ours = predict_array(resolve_model(str(checkpoint), cache_root=CACHE_ROOT), y16, 16000)["scores"]  # one window
     assert all(ours[g] == pytest.approx(scores[g], abs=1e-5) for g in GENRES)
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, write_audio
+from conftest import CACHE_ROOT, ROOT, write_audio
 
 from musicgenre.features import jitcache
 
@@ -65,7 +65,7 @@ def _force_broken_cache(cache: Path) -> None:
     two processes compile only that module: a cache broken in one module is what the race leaves, and the commands
     that heal it still build a whole new cache from nothing."""
     jitcache.ensure_ready()  # the session's cache (conftest's MUSICGENRE_CACHE), compiled once for every test
-    shutil.copytree(jitcache.cache_folder(), _folder(cache), ignore=shutil.ignore_patterns("*pitch.*", jitcache.MARKER))
+    shutil.copytree(jitcache.cache_folder(CACHE_ROOT), _folder(cache), ignore=shutil.ignore_patterns("*pitch.*", jitcache.MARKER))
     stopped = subprocess.Popen([sys.executable, str(HERE / "race_stop_before_saving.py")], env=_raw_env(cache))
     deadline = time.monotonic() + 600
     while Path(f"/proc/{stopped.pid}/stat").read_text().split()[2] != "T":
@@ -234,3 +234,30 @@ def test_a_worker_killed_by_a_signal_has_its_clips_retried(tmp_path, engine, sec
     assert "a feature-extraction worker died" in err and "16 files added" in err
     names = [line.split(",", 1)[0] for line in out.read_text().splitlines()[1:]]
     assert sorted(names) == sorted(c.name for c in clips)  # each clip exactly once
+
+
+# Which folder configure() picks in a fresh process, for a library caller or worker that names none.
+WHERE = """
+import os
+from pathlib import Path
+from musicgenre.features import jitcache
+print(jitcache.configure(Path(os.environ["ROOT_GIVEN"])) if os.environ.get("ROOT_GIVEN") else jitcache.configure())
+"""
+
+
+def test_the_cache_folder_is_given_inherited_or_the_default_never_read_from_musicgenre_cache(tmp_path):
+    """Only the entry points read $MUSICGENRE_CACHE (issue 34): the library is given the folder, or a worker inherits
+    the NUMBA_CACHE_DIR its parent configured, or it uses ~/.cache/musicgenre."""
+    from musicgenre.util.cache import default_cache_root
+
+    def where(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+        done = subprocess.run([sys.executable, "-c", WHERE], env={**base, **env}, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    ignored = {"MUSICGENRE_CACHE": str(tmp_path / "ignored")}
+    assert where(**ignored, ROOT_GIVEN=str(tmp_path / "given")) == str(_folder(tmp_path / "given"))
+    assert where(**ignored, NUMBA_CACHE_DIR=str(_folder(tmp_path / "parent"))) == str(_folder(tmp_path / "parent"))
+    assert where(**ignored, NUMBA_CACHE_DIR=str(tmp_path / "not-ours")) == str(jitcache.cache_folder(default_cache_root()))
+    assert not (tmp_path / "ignored").exists()

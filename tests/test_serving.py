@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, synth, write_audio
+from conftest import CACHE_ROOT, SR, synth, write_audio
 
 from musicgenre.data.gtzan import GENRES
 from musicgenre.errors import AudioError, ModelError
@@ -27,7 +27,7 @@ from musicgenre.serving.service import (
 
 @pytest.fixture(scope="module")
 def models(tiny_hubert):
-    served = load_models(DEFAULT_MODEL_ID, [str(tiny_hubert)])
+    served = load_models(DEFAULT_MODEL_ID, [str(tiny_hubert)], cache_root=CACHE_ROOT)
     served.warm_up()
     return served
 
@@ -119,7 +119,7 @@ def test_mel_spectrogram_for_display():
 
 
 def test_models_with_the_same_name_are_both_served(tiny_hubert):
-    served = load_models(None, [str(tiny_hubert), str(tiny_hubert)], bundled=False)
+    served = load_models(None, [str(tiny_hubert), str(tiny_hubert)], bundled=False, cache_root=CACHE_ROOT)
     assert list(served.models) == [f"hubert: {tiny_hubert.name}", f"hubert: {tiny_hubert.name} (2)"]
 
 

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SR, synth, write_audio
+from conftest import CACHE_ROOT, SR, synth, write_audio
 from test_cli import run_cli
 
 from musicgenre.data.gtzan import GENRES
@@ -23,7 +23,7 @@ from musicgenre.models.predict import predict_array, predict_file, window_probab
 
 @pytest.fixture(scope="module")
 def hubert(tiny_hubert) -> TransformerModel:
-    return resolve_model(str(tiny_hubert))
+    return resolve_model(str(tiny_hubert), cache_root=CACHE_ROOT)
 
 
 def test_folder_resolves_to_a_transformer_model(hubert, tiny_hubert):
@@ -88,20 +88,21 @@ def test_onnx_runtime_gives_torch_probabilities_and_is_cached(tiny_hubert, monke
     """The app and `predict` run checkpoints through ONNX Runtime (benchmarks/transformer_inference.py: ~1.3x)."""
     from musicgenre.models.onnx_runtime import cache_dir
 
-    monkeypatch.setenv("MUSICGENRE_CACHE", str(tmp_path))  # a cold cache
-    fast = load_transformer_model(str(tiny_hubert), local_files_only=True)
-    exported = list(cache_dir().glob("*.onnx"))
+    monkeypatch.setenv("MUSICGENRE_CACHE", str(tmp_path / "not-read"))  # the entry points read it, the library never
+    fast = load_transformer_model(str(tiny_hubert), local_files_only=True, cache_root=tmp_path)  # a cold cache
+    exported = list(cache_dir(tmp_path).glob("*.onnx"))
     assert fast.meta["runtime"] == "onnxruntime" and fast.session is not None and len(exported) == 1
     plain = load_transformer_model(str(tiny_hubert), local_files_only=True, runtime="torch")
     assert plain.meta["runtime"] == "torch" and plain.session is None
     y = synth(75.0, 16000)  # windows of 30, 30 and 15 s: the export takes any length
     assert np.abs(window_probabilities(fast, y) - window_probabilities(plain, y)).max() < 1e-5
     stamp = exported[0].stat().st_mtime_ns
-    again = load_transformer_model(str(tiny_hubert), local_files_only=True)
+    again = load_transformer_model(str(tiny_hubert), local_files_only=True, cache_root=tmp_path)
     assert again.meta["runtime"] == "onnxruntime" and exported[0].stat().st_mtime_ns == stamp  # reused, not re-exported
-    assert sorted(p.name for p in cache_dir().iterdir()) == [exported[0].name]  # no temporary files left behind
+    assert sorted(p.name for p in cache_dir(tmp_path).iterdir()) == [exported[0].name]  # no temporary files left behind
+    assert not (tmp_path / "not-read").exists()
     monkeypatch.setenv("MUSICGENRE_RUNTIME", "torch")  # the entry points read it and pass it down; the library never does
-    assert load_transformer_model(str(tiny_hubert), local_files_only=True).meta["runtime"] == "onnxruntime"
+    assert load_transformer_model(str(tiny_hubert), local_files_only=True, cache_root=tmp_path).meta["runtime"] == "onnxruntime"
 
 
 def test_half_precision_checkpoints_run_in_float32(tiny_hubert, tmp_path):
@@ -111,13 +112,13 @@ def test_half_precision_checkpoints_run_in_float32(tiny_hubert, tmp_path):
     folder = tmp_path / "bf16"
     shutil.copytree(tiny_hubert, folder)
     AutoModelForAudioClassification.from_pretrained(folder).to(torch.bfloat16).save_pretrained(folder)
-    model = load_transformer_model(str(folder), local_files_only=True)
+    model = load_transformer_model(str(folder), local_files_only=True, cache_root=CACHE_ROOT)
     assert model.meta["runtime"] == "onnxruntime" and next(model.model.parameters()).dtype == torch.float32
     assert np.allclose(window_probabilities(model, synth(3.0, 16000)).sum(axis=1), 1.0)
 
 
 def test_a_failing_runtime_falls_back_to_torch_for_good(tiny_hubert):
-    model = load_transformer_model(str(tiny_hubert), local_files_only=True)
+    model = load_transformer_model(str(tiny_hubert), local_files_only=True, cache_root=CACHE_ROOT)
     y = synth(4.0, 16000)
     expected = window_probabilities(model, y)
 

@@ -90,12 +90,11 @@ def _served(name: str, clip: np.ndarray, runs: int) -> dict:
 
             load_transformer_model = FAMILIES["transformer"].module().load_transformer_model
 
-            os.environ["MUSICGENRE_CACHE"] = tmp  # this process only: the ONNX export is not left in the user's cache
             network = distilhubert_sized_model()
             network.config.id2label, network.config.label2id = dict(enumerate(GENRES)), {g: i for i, g in enumerate(GENRES)}
             network.save_pretrained(folder)
             Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(folder)
-            model = load_transformer_model(folder)
+            model = load_transformer_model(folder, cache_root=Path(tmp))  # the export is not left in the user's cache
             family, inp = "distilhubert", "waveform"
             millions = sum(p.numel() for p in network.parameters()) / 1e6
             runtime = "ONNX Runtime" if model.session is not None else "torch"

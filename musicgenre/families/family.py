@@ -34,7 +34,7 @@ class Family:
     hub_kind: str = ""  # the kind ``checkpoint_kind`` reports for its folders (download_model.py, push_to_hub.py)
     hub_library: str = ""  # the ``library_name`` of a generated model card
     recognise: Callable[[Path], bool] | None = None  # a checkpoint folder without musicgenre.json that is this family's
-    # (folder or Hub id, revision, local_files_only, runtime=None) -> model
+    # (folder or Hub id, revision, local_files_only, runtime=None, cache_root=None: where exports are kept) -> model
     load_checkpoint: Callable[..., GenreModel] | None = None
     reads: str = "audio"  # what its models classify: "audio" windows, or also rows of the handcrafted "features"
     served_as: str = ""  # how the app names its bundled model: "bundled (<served_as>)"

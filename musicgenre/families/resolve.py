@@ -67,14 +67,19 @@ def load_model_folder(folder: str | os.PathLike, runtime: Runtime | None = None)
 
 
 def resolve_model(
-    spec: str | ModelSpec = "bundled", revision: str | None = None, online: bool | None = None, runtime: Runtime | None = None
+    spec: str | ModelSpec = "bundled",
+    revision: str | None = None,
+    online: bool | None = None,
+    runtime: Runtime | None = None,
+    cache_root: Path | None = None,
 ) -> GenreModel:
     """``bundled`` (= ``bundled:musicnn``; ``bundled:shallow``, ``bundled:cnn``), a local folder or a Hub id (a string,
     parsed once by ``parse_spec``, or a ModelSpec): any family's folder, or a transformers checkpoint.
 
     ``online`` (default: probe the Hub) decides whether Hub ids are fetched or only read from
     the local cache, so an unreachable Hub costs seconds, not a minute of retries. ``runtime``
-    (``musicgenre.models.runtime``, chosen by the entry point; None: each family's fast default) says how it runs.
+    (``musicgenre.models.runtime``, chosen by the entry point; None: each family's fast default) says how it runs;
+    ``cache_root`` (the entry point's cache folder; None: ``~/.cache/musicgenre``) where a checkpoint's ONNX export is kept.
     """
     spec, runtime = parse_spec(spec, revision), check_runtime(runtime)
     revision = spec.revision
@@ -88,13 +93,15 @@ def resolve_model(
     if spec.kind == "folder":
         if (Path(spec.name) / CONFIG_NAME).is_file() or (family := _checkpoint_family(spec.name)) is None:
             return load_model_folder(spec.name, runtime)
-        return family.load_checkpoint(spec.name, revision, local_files_only=True, runtime=runtime)
+        return family.load_checkpoint(spec.name, revision, local_files_only=True, runtime=runtime, cache_root=cache_root)
     online = hub_reachable() if online is None else online
     if hub_file(spec.name, CONFIG_NAME, revision, online):
         return load_model_folder(download_model(spec.name, revision, local_files_only=not online), runtime)
     if not online and not hub_file(spec.name, "config.json", revision, online):  # decided without importing transformers
         raise not_cached(spec.name)
-    return _checkpoint_loader().load_checkpoint(spec.name, revision, local_files_only=not online, runtime=runtime)
+    return _checkpoint_loader().load_checkpoint(
+        spec.name, revision, local_files_only=not online, runtime=runtime, cache_root=cache_root
+    )
 
 
 def checkpoint_kind(folder: str | os.PathLike) -> str:

@@ -9,11 +9,13 @@ are NumPy, ``musicgenre.audio.spectral``), so predicting, extracting and serving
 only librosa's reference code does (``musicgenre features --librosa``, the tests, benchmarks and
 any librosa call in a process that configured the cache first). For that code:
 
-- ``configure`` points numba at a folder of our own, keyed by the versions of Python, numba, llvmlite
-  and librosa; worker processes inherit it through ``NUMBA_CACHE_DIR``. It must run before numba is
-  imported, so the entry points call it first (``musicgenre.cli.main``, the tests' conftest), and
-  ``ensure_ready`` calls it if nothing did; importing musicgenre sets nothing (issue 34: no module
-  changes the environment on import).
+- ``configure(root)`` points numba at a folder of our own under ``root`` (the entry point's cache folder:
+  ``$MUSICGENRE_CACHE``, read by ``musicgenre.cli`` and ``app.py`` only), keyed by the versions of Python, numba,
+  llvmlite and librosa; worker processes and Ray nodes started from that process inherit it through
+  ``NUMBA_CACHE_DIR``. It must run before numba is imported, so the entry points call it first
+  (``musicgenre.cli.main``, ``app.py``, the tests' conftest), and ``ensure_ready`` calls it if nothing did (then
+  the folder is the one an inherited ``NUMBA_CACHE_DIR`` names, if it is ours, else under
+  ``~/.cache/musicgenre``); importing musicgenre sets nothing (issue 34: no module changes the environment on import).
 - ``ensure_ready`` (run before any librosa call) trusts the folder only if a fresh process has
   loaded and run every compiled function we use from exactly these files (a manifest of names,
   sizes and times). Otherwise it takes a file lock, and one process checks it in a child
@@ -50,11 +52,6 @@ class JitCacheError(MusicGenreError):
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds this musicgenre: the checking child imports the same one
 
 
-def cache_root() -> Path:
-    """Where musicgenre keeps its caches: ``$MUSICGENRE_CACHE`` or ``~/.cache/musicgenre``."""
-    return Path(os.environ.get("MUSICGENRE_CACHE") or Path.home() / ".cache" / "musicgenre")
-
-
 def cache_key() -> str:
     """One folder per version set: numba's own cache keys miss a changed numba or llvmlite build."""
 
@@ -70,8 +67,17 @@ def cache_key() -> str:
     return "-".join([py, *(f"{name}{version(name)}" for name in ("numba", "llvmlite", "librosa"))])
 
 
-def cache_folder() -> Path:
-    return cache_root() / "numba" / cache_key()
+def cache_folder(root: Path) -> Path:
+    """The link numba is pointed at under the cache folder ``root``."""
+    return Path(root) / "numba" / cache_key()
+
+
+def _inherited() -> Path | None:
+    """The folder a parent process configured (a worker inherits ``NUMBA_CACHE_DIR``), if it is one of ours."""
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if folder and Path(folder).name == cache_key() and Path(folder).parent.name == "numba":
+        return Path(folder)
+    return None
 
 
 _configured: Path | None = None
@@ -81,8 +87,10 @@ _scanned: set[str] = set()  # modules whose compiled functions this process has 
 _poisoned: str | None = None  # set once broken code is loaded here: never call into it
 
 
-def configure() -> Path | None:
-    """Point numba's cache at our folder; None if numba was imported first (then its cache is not ours).
+def configure(root: Path | None = None) -> Path | None:
+    """Point numba's cache at our folder under the cache folder ``root``; None if numba was imported first (then its
+    cache is not ours). ``root`` None (a library caller, a worker process): the folder a parent configured, else
+    under ``~/.cache/musicgenre``.
 
     The folder is a link to the last verified build (``<key>.<build>``), switched atomically when a
     new build is verified, so processes already using a cache never see it half deleted. The
@@ -91,7 +99,12 @@ def configure() -> Path | None:
     global _configured
     if os.environ.get(_CHILD_ENV):
         return None
-    link = cache_folder()
+    if root is not None:
+        link = cache_folder(root)
+    else:
+        from musicgenre.util.cache import default_cache_root
+
+        link = _inherited() or cache_folder(default_cache_root())
     if "numba" in sys.modules and os.environ.get("NUMBA_CACHE_DIR") != str(link):
         return None
     os.environ["NUMBA_CACHE_DIR"] = str(link)

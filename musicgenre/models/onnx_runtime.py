@@ -27,10 +27,11 @@ TOLERANCE = 1e-3  # the largest change of a probability we accept from a faster 
 MAX_WINDOW_SAMPLES = 16000 * 120  # the export accepts windows up to 2 minutes at 16 kHz
 
 
-def cache_dir() -> Path:
-    from musicgenre.features.jitcache import cache_root
+def cache_dir(cache_root: Path | None = None) -> Path:
+    """Where exports are kept: ``onnx/`` in the cache folder the entry point passed down (default ``~/.cache/musicgenre``)."""
+    from musicgenre.util.cache import default_cache_root
 
-    return cache_root() / "onnx"
+    return Path(cache_root or default_cache_root()) / "onnx"
 
 
 def _weights_key(model) -> str:
@@ -110,8 +111,9 @@ def open_session(path: str | os.PathLike, threads: int | None = None, optimizati
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_session(model):
-    """An ONNX Runtime session computing ``model``'s logits from input_values, or None to keep torch."""
+def onnx_session(model, cache_root: Path | None = None):
+    """An ONNX Runtime session computing ``model``'s logits from input_values, or None to keep torch; the export is
+    kept in ``cache_dir(cache_root)``."""
     try:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401 - torch's dynamo exporter needs it
@@ -120,7 +122,7 @@ def onnx_session(model):
         log.info("ONNX Runtime not used (%s is not installed)", exc.name)
         return None
     try:
-        path = cache_dir() / f"{_weights_key(model)}.onnx"
+        path = cache_dir(cache_root) / f"{_weights_key(model)}.onnx"
         if not path.is_file():
             export_onnx(model, path)
         session = open_session(path, torch.get_num_threads())  # as many cores as torch would use

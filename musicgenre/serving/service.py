@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +89,11 @@ def load_models(
     extra: list[str] | tuple[str, ...] = (),
     bundled: bool = True,
     runtime: Runtime | None = None,
+    cache_root: Path | None = None,
 ) -> ModelSet:
     """Load the Hub model ``model_id``, the bundled model(s) and ``extra`` folders/ids, each run by ``runtime``
-    (``musicgenre.models.runtime``: the app's ``--runtime``); never fail on one of them.
+    (``musicgenre.models.runtime``: the app's ``--runtime``), exports kept in ``cache_root`` (the app's cache folder);
+    never fail on one of them.
 
     A model that cannot be loaded (no network, bad folder) becomes a notice the app shows; the
     app serves whatever did load. Only if nothing loads is that an error.
@@ -100,21 +104,22 @@ def load_models(
     online = hub_reachable() if any(not os.path.exists(s) for s in specs) else False
     if not online and any(not os.path.exists(s) for s in specs):
         notices.append("The Hugging Face Hub cannot be reached (offline): Hub models are served only if already cached.")
+    load = partial(resolve_model, online=online, runtime=runtime, cache_root=cache_root)
     for spec in specs[:1]:
-        _add(models, notices, spec, online, runtime)
+        _add(models, notices, spec, load)
     if bundled:
         for spec, name in BUNDLED_MODELS.items():
-            _add(models, notices, spec, online, runtime, name)
+            _add(models, notices, spec, load, name)
     for spec in specs[1:]:
-        _add(models, notices, spec, online, runtime)
+        _add(models, notices, spec, load)
     if not models:
         raise ModelError("no model could be loaded: " + " ".join(notices))
     return ModelSet(models, notices)
 
 
-def _add(models: dict, notices: list[str], spec: str, online: bool, runtime: Runtime | None, name: str | None = None) -> None:
+def _add(models: dict, notices: list[str], spec: str, load: Callable[[str], GenreModel], name: str | None = None) -> None:
     try:
-        model = resolve_model(spec, online=online, runtime=runtime)
+        model = load(spec)
     except ModelError as exc:
         log.warning("model not loaded: %s", exc)
         notices.append(f"Not loaded: {exc}")

@@ -37,6 +37,7 @@ class TagSettings:
     model: str = "bundled"
     revision: str | None = None
     runtime: Runtime | None = None  # how the model runs (musicgenre.models.runtime); None: ONNX Runtime, NumPy heads
+    cache_root: Path | None = None  # where a checkpoint's ONNX export is kept (None: ~/.cache/musicgenre)
     multi: float | None = None  # write every genre at least this probable (the top one always)
     tags: int = 0  # the tagger's top tags written to MUSICGENRE_TAGS; 0: that field is left alone
     genre_map: str | None = None
@@ -164,7 +165,7 @@ def _analyse(files: list[str], settings: TagSettings) -> Iterator[dict]:
 
     from musicgenre.families import resolve_model
 
-    load = partial(resolve_model, runtime=settings.runtime)  # in every worker and actor: none reads the environment
+    load = partial(resolve_model, runtime=settings.runtime, cache_root=settings.cache_root)  # none reads the environment
     if settings.ray is not None:
         from musicgenre.models.cluster import predict_lines
 

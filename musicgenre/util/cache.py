@@ -19,6 +19,14 @@ import numpy as np
 
 from musicgenre.util.atomic import save_npz_atomic
 
+CACHE_VARIABLE = "MUSICGENRE_CACHE"  # the entry points' (musicgenre.cli, app.py) default cache folder; read there only
+
+
+def default_cache_root() -> Path:
+    """``~/.cache/musicgenre``: the folder for musicgenre's own caches (librosa's compiled code, ONNX exports) when
+    the caller names none. The entry points read ``$MUSICGENRE_CACHE`` and pass their folder down (issue 34)."""
+    return Path.home() / ".cache" / "musicgenre"
+
 
 def file_digest(path: str | os.PathLike, chars: int | None = None) -> str:
     """The SHA-256 of the file's bytes in hex, its first ``chars`` digits if given."""

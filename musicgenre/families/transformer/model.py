@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,11 +91,13 @@ def load_transformer_model(
     local_files_only: bool = False,
     window_seconds: float | None = None,
     runtime: Runtime | None = None,
+    cache_root: Path | None = None,
 ) -> TransformerModel:
     """Load ``spec`` (folder or Hub id); errors become ModelError with the reason in one line.
 
     ``runtime`` (``musicgenre.models.runtime``): by default the model runs with ONNX Runtime when it is installed and
-    agrees with torch (``musicgenre.models.onnx_runtime``); "torch" never exports it.
+    agrees with torch (``musicgenre.models.onnx_runtime``), its export kept in ``cache_root`` (the entry point's cache
+    folder; default ``~/.cache/musicgenre``); "torch" never exports it.
     """
     try:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
@@ -116,7 +119,7 @@ def load_transformer_model(
     if runtime != "torch":
         from musicgenre.models.onnx_runtime import onnx_session
 
-        session = onnx_session(model)
+        session = onnx_session(model, cache_root)
     meta = {
         "source": spec,
         "model_type": config.model_type,
