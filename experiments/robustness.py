@@ -17,9 +17,11 @@ audio is cached per clip and condition in --cache_dir, so a rerun only refits; f
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from musicgenre.arguments import parse_dataclasses
 from musicgenre.data.gtzan import default_shared_data
@@ -27,6 +29,7 @@ from musicgenre.errors import MusicGenreError
 from musicgenre.study.robustness.catalogue import StudySettings
 from musicgenre.study.robustness.report import summary_lines
 from musicgenre.study.robustness.run import run_study
+from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
 
 
 @dataclass
@@ -34,13 +37,18 @@ class Arguments:
     data_dir: str = field(default=str(default_shared_data() / "gtzan_mini"), metadata={"help": "a GTZAN folder (any layout)"})
     out_dir: str = field(default="results/robustness", metadata={"help": "where results.json and results.md go"})
     cache_dir: str = field(default=".cache/robustness", metadata={"help": "per clip and condition: what each model computes"})
+    model_cache: str = field(
+        default_factory=lambda: os.environ.get(CACHE_VARIABLE) or str(default_cache_root()),
+        metadata={"help": f"where a --models checkpoint's ONNX export is kept (env {CACHE_VARIABLE})"},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args, settings = parse_dataclasses(Arguments, StudySettings, argv=argv, description=__doc__)
     command = "python experiments/robustness.py " + shlex.join(argv)
-    study = run_study(args.data_dir, settings, args.out_dir, args.cache_dir, command.strip(), lambda m: print(m, flush=True))
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    study = run_study(args.data_dir, settings, args.out_dir, args.cache_dir, command.strip(), say, Path(args.model_cache))
     print("\n".join(summary_lines(study)), f"{args.out_dir}/results.json, {args.out_dir}/results.md", sep="\n", flush=True)
 
 

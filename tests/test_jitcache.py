@@ -136,7 +136,12 @@ def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, cli
     record = {"key": jitcache.cache_key(), "manifest": jitcache.manifest(_folder(vouched))}
     (_folder(vouched) / jitcache.MARKER).write_text(json.dumps(record))
     poisoned = subprocess.Popen(
-        [sys.executable, "-c", REFUSE_TWICE], env=_env(vouched), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        # a library process (a worker, say): its cache folder is the NUMBA_CACHE_DIR its parent configured
+        [sys.executable, "-c", REFUSE_TWICE],
+        env=_raw_env(vouched),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     # numba imported before the cache is configured: it is not ours to repair, but it is never called into either.

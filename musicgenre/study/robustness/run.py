@@ -94,14 +94,15 @@ def run_family(
     }
 
 
-def score_external(spec: str, data: StudyData, settings: StudySettings, progress=print) -> dict:
+def score_external(spec: str, data: StudyData, settings: StudySettings, progress=print, cache_root: Path | None = None) -> dict:
     """A model given by folder or Hub id, as it is (not refitted: it must not have trained on these clips),
-    on every clip under every condition, through ``predict_array`` as the app and CLI run it."""
+    on every clip under every condition, through ``predict_array`` as the app and CLI run it (a checkpoint's ONNX
+    export kept in ``cache_root``, the entry point's cache folder)."""
     from musicgenre.audio.degradations import DEGRADATIONS
     from musicgenre.families import resolve_model
     from musicgenre.models.predict import predict_array
 
-    model = resolve_model(spec)
+    model = resolve_model(spec, cache_root=cache_root)
     probs = {c: np.full((len(data.labels), len(GENRES)), np.nan) for c in data.conditions}
     if set(GENRES) - set(model.labels):
         raise DataError(f"{spec}: its labels {model.labels} are not GTZAN's ten genres")
@@ -139,9 +140,11 @@ def run_study(
     cache_dir: str | os.PathLike,
     command: str = "",
     progress=print,
+    model_cache: Path | None = None,
 ) -> dict:
     """Views, then every family (clean-trained and, with ``augment``, augmented) and every external model;
-    writes ``results.json`` (after each model, atomically: a rerun skips what is there) and ``results.md``."""
+    writes ``results.json`` (after each model, atomically: a rerun skips what is there) and ``results.md``.
+    ``model_cache``: where an external checkpoint's ONNX export is kept (the entry point's cache folder)."""
     import json
 
     from musicgenre.audio.degradations import DEGRADATIONS
@@ -212,7 +215,7 @@ def run_study(
         family, name, aug = key
         if key not in done:
             if family == "external":
-                done[key] = score_external(name, data, settings, progress)
+                done[key] = score_external(name, data, settings, progress, model_cache)
             else:
                 if family == "cnn" and clips is None:
                     from musicgenre.data.gtzan import load_clips
