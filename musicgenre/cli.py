@@ -21,30 +21,19 @@ def _ray_address(args: argparse.Namespace, inputs: str = "inputs") -> None:
         args.ray = ""
 
 
-def runtime_from_env() -> str | None:
-    """``$MUSICGENRE_RUNTIME``, checked: the default of ``--runtime``. The command reads it here, once, and passes the
-    value down; nothing in the library reads it."""
+RAY_ENGINE_VARIABLE = "MUSICGENRE_RAY_ENGINE"  # the default of --ray-engine
+
+
+def _from_environment(args: argparse.Namespace) -> None:
+    """The defaults read from the environment, here, once, and passed down (nothing in the library reads them):
+    ``--runtime`` ($MUSICGENRE_RUNTIME), ``--ray-engine`` ($MUSICGENRE_RAY_ENGINE, else core), both checked."""
     from musicgenre.models.runtime import RUNTIME_VARIABLE, check_runtime
-
-    return check_runtime(os.environ.get(RUNTIME_VARIABLE), f"${RUNTIME_VARIABLE}")
-
-
-def cache_root_from_env() -> Path:
-    """``$MUSICGENRE_CACHE``, else ``~/.cache/musicgenre``: the folder for librosa's compiled code and ONNX exports,
-    read here once and passed down (to ``jitcache.configure`` and every model loader)."""
-    from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
-
-    return Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
-
-
-RAY_ENGINE_VARIABLE = "MUSICGENRE_RAY_ENGINE"  # the default of --ray-engine, read here only
-
-
-def ray_engine_from_env() -> str:
-    """``$MUSICGENRE_RAY_ENGINE``, checked, else "core": the default of ``--ray-engine``, read here and passed down."""
     from musicgenre.util.cluster import check_engine
 
-    return check_engine(os.environ.get(RAY_ENGINE_VARIABLE) or "core", f"${RAY_ENGINE_VARIABLE}")
+    if "runtime" in vars(args) and args.runtime is None:
+        args.runtime = check_runtime(os.environ.get(RUNTIME_VARIABLE), f"${RUNTIME_VARIABLE}")
+    if "ray_engine" in vars(args) and args.ray_engine is None:
+        args.ray_engine = check_engine(os.environ.get(RAY_ENGINE_VARIABLE) or "core", f"${RAY_ENGINE_VARIABLE}")
 
 
 def _loader(args: argparse.Namespace):
@@ -483,16 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from musicgenre.features import jitcache
+    from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
 
-    cache_root = cache_root_from_env()
-    jitcache.configure(cache_root)  # before anything imports numba: librosa's compiled code goes to our own, checked cache
+    # The cache folder (librosa's compiled code, ONNX exports): read here, passed down; numba's before it is imported.
+    cache_root = Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
+    jitcache.configure(cache_root)
     args = build_parser().parse_args(argv)
     args.cache_root = cache_root
     try:
-        if "runtime" in vars(args) and args.runtime is None:
-            args.runtime = runtime_from_env()
-        if "ray_engine" in vars(args) and args.ray_engine is None:
-            args.ray_engine = ray_engine_from_env()
+        _from_environment(args)
         return args.func(args)
     except MusicGenreError as exc:
         print(f"musicgenre: error: {exc}", file=sys.stderr)

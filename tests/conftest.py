@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,13 +73,43 @@ def pytest_collection_finish(session) -> None:
     if any(item.get_closest_marker("librosa") for item in session.items):
         code = "from musicgenre.features import jitcache; jitcache.configure(); jitcache.ensure_ready()"
         _librosa_build = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _start_jit_scenarios(session)  # after the build has started: its race waits for that build
+
+
+_jit_scenarios: tuple[subprocess.Popen, Path] | None = None
+
+
+def _start_jit_scenarios(session) -> None:
+    """tests/jit/scenarios.py in the background (after the librosa build has started: it waits for that build), when a
+    selected test asks for ``jit_scenarios``: minutes of compilation on the cores other tests leave idle."""
+    global _jit_scenarios
+    if any("jit_scenarios" in getattr(item, "fixturenames", ()) for item in session.items):
+        work = Path(tempfile.mkdtemp(prefix="musicgenre-jit-"))
+        (work / "rock").mkdir()
+        clips = [str(write_audio(work / "rock" / f"rock.0000{i}.wav", seconds=4.0, seed=i)) for i in range(3)]
+        cmd = [sys.executable, str(ROOT / "tests" / "jit" / "scenarios.py"), str(work), *clips]
+        log = open(work / "scenarios.log", "w")  # noqa: SIM115 - the process's output, read if it fails
+        _jit_scenarios = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), work
+
+
+@pytest.fixture(scope="session")
+def jit_scenarios() -> dict:
+    """What tests/jit/scenarios.py recorded (started at the end of collection; waited for here)."""
+    if _jit_scenarios is None:
+        pytest.fail("the jit scenarios were not started (pytest_collection_finish)")
+    proc, work = _jit_scenarios
+    proc.wait(timeout=1800)
+    if not (work / "scenarios.json").is_file():
+        pytest.fail(f"tests/jit/scenarios.py wrote no result: {(work / 'scenarios.log').read_text()[-3000:]}")
+    return json.loads((work / "scenarios.json").read_text())
 
 
 def pytest_sessionfinish(session) -> None:
-    if _librosa_build is not None:
-        if _librosa_build.poll() is None:  # e.g. the session was cut short before any librosa test ran
-            _librosa_build.kill()
-        _librosa_build.communicate()
+    for proc in (_librosa_build, _jit_scenarios and _jit_scenarios[0]):
+        if proc:
+            if proc.poll() is None:  # e.g. the session was cut short before the test that waits for it ran
+                proc.kill()
+            proc.communicate()
 
 
 def pytest_collection_modifyitems(items) -> None:

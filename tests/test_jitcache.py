@@ -1,14 +1,14 @@
 """The project's numba cache: concurrent first runs never break it, and a broken one heals.
 
 Every test here runs real commands in fresh processes against a cache folder of its own (set by
-MUSICGENRE_CACHE); each build of a new cache pays librosa's full compilation (~30 s on one core).
+MUSICGENRE_CACHE); each build of a new cache pays librosa's full compilation (~30 s on one core). The two
+scenarios that build several (the forced race and the pair on an empty cache) run in tests/jit/scenarios.py,
+started in the background at the start of the session; their tests here judge what it recorded.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,65 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CACHE_ROOT, ROOT, write_audio
+from conftest import ROOT, write_audio
+from jit.scenarios import folder as _folder
+from jit.scenarios import musicgenre as _musicgenre
 
 from musicgenre.features import jitcache
-
-HERE = Path(__file__).parent / "jit"
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = {**os.environ, "MUSICGENRE_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    env.pop("NUMBA_CACHE_DIR", None)
-    return env
-
-
-def _folder(cache: Path) -> Path:
-    return cache / "numba" / jitcache.cache_key()
-
-
-def _musicgenre(cache: Path, *args: str, **kwargs) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "musicgenre", *args]
-    return subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kwargs)
-
-
-def _raw_env(cache: Path) -> dict[str, str]:
-    return {**_env(cache), "NUMBA_CACHE_DIR": str(_folder(cache))}
-
-
-def _raw(cache: Path, script: str) -> subprocess.CompletedProcess:
-    """A plain librosa process (no musicgenre) on the same numba folder."""
-    return subprocess.run([sys.executable, str(HERE / script)], env=_raw_env(cache), capture_output=True, text=True, timeout=600)
-
-
-# Two calls of ensure_ready in one process: both must refuse (never fall through to the broken kernel).
-REFUSE_TWICE = """
-from musicgenre.features.jitcache import JitCacheError, ensure_ready
-for _ in range(2):
-    try:
-        ensure_ready()
-    except JitCacheError as exc:
-        print(exc)
-"""
-
-
-def _force_broken_cache(cache: Path) -> None:
-    """The interleaving of numba #10128, forced: one process stopped mid-compilation while another finishes.
-
-    The cache starts as the session's good one without librosa.core.pitch's code (and without its marker), so the
-    two processes compile only that module: a cache broken in one module is what the race leaves, and the commands
-    that heal it still build a whole new cache from nothing."""
-    jitcache.ensure_ready()  # the session's cache (conftest's MUSICGENRE_CACHE), compiled once for every test
-    shutil.copytree(jitcache.cache_folder(CACHE_ROOT), _folder(cache), ignore=shutil.ignore_patterns("*pitch.*", jitcache.MARKER))
-    stopped = subprocess.Popen([sys.executable, str(HERE / "race_stop_before_saving.py")], env=_raw_env(cache))
-    deadline = time.monotonic() + 600
-    while Path(f"/proc/{stopped.pid}/stat").read_text().split()[2] != "T":
-        assert stopped.poll() is None and time.monotonic() < deadline, "the compiling process never reached its stop"
-        time.sleep(0.2)
-    other = _raw(cache, "call_parabolic.py")  # compiles and saves the kernel and its wrapper, and runs fine
-    assert other.returncode == 0, other.stderr[-2000:]
-    os.kill(stopped.pid, signal.SIGCONT)
-    assert stopped.wait(timeout=600) == 0
 
 
 @pytest.fixture(scope="module")
@@ -84,108 +30,63 @@ def clips(tmp_path_factory) -> list[Path]:
     return [write_audio(folder / f"rock.0000{i}.wav", seconds=4.0, seed=i) for i in range(3)]
 
 
-EXTRACT = ["features", "--librosa", "--workers", "2", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def empty_cache_pair(tmp_path_factory, clips):
-    """Two `features --librosa --workers 2` started at once on an empty cache: (the cache, the two processes).
-
-    Started by the first test that asks for it, the race test, so that this pair's compilation (one core, ~30 s)
-    overlaps that test's (the two cores are otherwise idle for much of it); its own test judges it."""
-    cache = tmp_path_factory.mktemp("pair") / "cache"
-    out = cache.parent
-    pair = [_musicgenre(cache, *EXTRACT, "--out", str(out / f"t{k}.csv"), *map(str, clips)) for k in range(2)]
-    yield cache, pair
-    for proc in pair:  # only if its test did not run (e.g. deselected)
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
 @pytest.mark.slow
 @pytest.mark.librosa  # the broken cache starts as a copy of the session's
-def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(tmp_path, clips, empty_cache_pair):
+def test_a_cache_broken_by_a_forced_race_heals_on_the_next_command(jit_scenarios):
     """A cache broken by numba #10128's interleaving is seen without being called, refused where it is not ours,
     and rebuilt by the next command: one after a checked cache's files were overwritten by the broken ones (its
     marker no longer matches them), and one that loaded it as verified (its marker vouches for the broken files).
-    Each rebuild compiles everything once (~30 s), so the commands, each on its own copy of the broken folder,
-    run at the same time."""
-    cache = tmp_path / "cache"
-    _force_broken_cache(cache)
-    crashed = _raw(cache, "call_parabolic.py")
-    assert crashed.returncode == -signal.SIGSEGV, "the forced race should leave a cache that segfaults plain librosa"
-    saved = tmp_path / "broken"
-    shutil.copytree(_folder(cache), saved)
-
-    # The in-process check sees the null loop without calling it (the child flag skips ensure_ready).
-    code = "from musicgenre.features import jitcache; print(jitcache.broken_loops(('librosa.core.pitch',)))"
-    env = {**_raw_env(cache), "MUSICGENRE_JIT_CHILD": "1"}  # as the checking child runs: on the folder it is given
-    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert "librosa.core.pitch._pi_wrapper" in found.stdout, found.stderr[-2000:]
-
-    # A checked cache whose files were then overwritten by the broken ones: its marker vouches for other files, so
-    # the next command (with worker processes) checks it again and rebuilds it.
-    (_folder(cache) / jitcache.MARKER).write_text(json.dumps({"key": jitcache.cache_key(), "manifest": "0" * 64}))
-    cmd = ["features", "--librosa", "--workers", "2", "--no-progress", "--out", str(tmp_path / "t.csv"), *map(str, clips)]
-    extracted = _musicgenre(cache, *cmd)
-
-    # A marker that vouches for these very files (as if they broke after a check): this process refuses, the cache heals.
-    vouched = tmp_path / "vouched"
-    shutil.copytree(saved, _folder(vouched))
-    record = {"key": jitcache.cache_key(), "manifest": jitcache.manifest(_folder(vouched))}
-    (_folder(vouched) / jitcache.MARKER).write_text(json.dumps(record))
-    poisoned = subprocess.Popen(
-        # a library process (a worker, say): its cache folder is the NUMBA_CACHE_DIR its parent configured
-        [sys.executable, "-c", REFUSE_TWICE],
-        env=_raw_env(vouched),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    # numba imported before the cache is configured: it is not ours to repair, but it is never called into either.
-    foreign, env = "import numba\n" + REFUSE_TWICE, {**_env(cache), "NUMBA_CACHE_DIR": str(saved)}  # not our folder
-    refused = subprocess.run([sys.executable, "-c", foreign], env=env, capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 0, refused.stderr[-2000:]
-    assert refused.stdout.count("call musicgenre.features.jitcache.configure() before importing librosa") == 2
-
-    _, err = extracted.communicate(timeout=900)
-    assert extracted.returncode == 0, err[-3000:]
+    Each rebuild compiles everything once (~30 s): tests/jit/scenarios.py runs the commands (the two rebuilds at
+    once) in the background from the start of the session, and this test judges what they did."""
+    race = jit_scenarios["race"]
+    assert "error" not in race, race.get("error")
+    forced = race["forced"]
+    assert forced["other"]["returncode"] == 0 and forced["stopped"] == 0, forced["other"]["stderr"][-2000:]
+    crashed = race["crashed"]["returncode"]
+    assert crashed == -signal.SIGSEGV, "the forced race should leave a cache that segfaults plain librosa"
+    # The in-process check sees the null loop without calling it.
+    assert "librosa.core.pitch._pi_wrapper" in race["found"]["stdout"], race["found"]["stderr"][-2000:]
+    # numba imported before the cache is configured: not ours to repair, but never called into either.
+    refused = race["refused"]
+    assert refused["returncode"] == 0, refused["stderr"][-2000:]
+    assert refused["stdout"].count("call musicgenre.features.jitcache.configure() before importing librosa") == 2
+    # A checked cache whose files were then overwritten by the broken ones: the next command checks and rebuilds it.
+    extracted = race["extracted"]
+    assert extracted["returncode"] == 0, extracted["stderr"][-3000:]
+    err = extracted["stderr"]
     assert "3 files added" in err and "cache was broken" in err and "_pi_wrapper" in err
-    assert _raw(cache, "call_parabolic.py").returncode == 0  # healed on disk, for plain librosa too
-    assert (_folder(cache) / jitcache.MARKER).is_file()
-
-    out, err = poisoned.communicate(timeout=900)
-    assert poisoned.returncode == 0, err[-2000:]
-    assert out.count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in err
-    assert _raw(vouched, "call_parabolic.py").returncode == 0
+    assert race["healed_raw"]["returncode"] == 0  # healed on disk, for plain librosa too
+    assert race["healed_marker"]
+    # A marker that vouches for the broken files: the process refuses twice, and the cache heals.
+    poisoned = race["poisoned"]
+    assert poisoned["returncode"] == 0, poisoned["stderr"][-2000:]
+    assert poisoned["stdout"].count("the cache has been rebuilt: run it again") == 2 and "cache was broken" in poisoned["stderr"]
+    assert race["vouched_raw"]["returncode"] == 0
 
 
 @pytest.mark.slow
-def test_two_extractions_started_together_on_an_empty_cache_never_break_it(tmp_path, clips, empty_cache_pair):
+def test_two_extractions_started_together_on_an_empty_cache_never_break_it(jit_scenarios):
     """On an empty cache, two `features --librosa --workers 2` started at once: both succeed, only one of them
     compiles while the other waits for it, and every later run (musicgenre's, plain librosa's) loads the cache as it is.
 
     One such pair is enough to fail when compilation is not serialised (both commands would say they compile). The
     broken cache numba #10128 leaves when it is not is forced, not hoped for, by the test above, so no rounds are
-    repeated to catch that race by chance. The pair starts with the race test (``empty_cache_pair``).
+    repeated to catch that race by chance. The pair runs in tests/jit/scenarios.py, in the background.
     """
-    cache, pair = empty_cache_pair
+    pair = jit_scenarios["pair"]
+    assert "error" not in pair, pair.get("error")
     errs = []
-    for proc in pair:
-        _, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, err[-3000:]
-        assert "3 files added" in err and "broken" not in err
-        errs.append(err)
+    for proc in pair["pair"]:
+        assert proc["returncode"] == 0, proc["stderr"][-3000:]
+        assert "3 files added" in proc["stderr"] and "broken" not in proc["stderr"]
+        errs.append(proc["stderr"])
     compiled = [err for err in errs if "compiling librosa's numba code once" in err]
     assert len(compiled) == 1, f"{len(compiled)} of the two commands compiled"
     assert "waiting for another musicgenre process" in next(err for err in errs if err not in compiled)
-    later = _musicgenre(cache, *EXTRACT[:2], "--no-progress", "--out", str(tmp_path / "later.csv"), str(clips[1]))
-    assert _raw(cache, "call_parabolic.py").returncode == 0, "the cache is broken for later runs"
-    _, err = later.communicate(timeout=600)
-    assert later.returncode == 0 and "1 files added" in err, err[-3000:]
-    assert "checking" not in err  # the later run used the cache as it was
+    assert pair["pair_raw"]["returncode"] == 0, "the cache is broken for later runs"
+    later = pair["later"]
+    assert later["returncode"] == 0 and "1 files added" in later["stderr"], later["stderr"][-3000:]
+    assert "checking" not in later["stderr"]  # the later run used the cache as it was
 
 
 def test_the_manifest_sees_every_rewrite_and_not_the_marker(tmp_path):
