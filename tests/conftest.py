@@ -89,7 +89,8 @@ def _start_jit_scenarios(session) -> None:
         clips = [str(write_audio(work / "rock" / f"rock.0000{i}.wav", seconds=4.0, seed=i)) for i in range(3)]
         cmd = [sys.executable, str(ROOT / "tests" / "jit" / "scenarios.py"), str(work), *clips]
         log = open(work / "scenarios.log", "w")  # noqa: SIM115 - the process's output, read if it fails
-        _jit_scenarios = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), work
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        _jit_scenarios = proc, work
 
 
 @pytest.fixture(scope="session")
@@ -105,11 +106,13 @@ def jit_scenarios() -> dict:
 
 
 def pytest_sessionfinish(session) -> None:
-    for proc in (_librosa_build, _jit_scenarios and _jit_scenarios[0]):
-        if proc:
-            if proc.poll() is None:  # e.g. the session was cut short before the test that waits for it ran
-                proc.kill()
-            proc.communicate()
+    if _librosa_build is not None:
+        if _librosa_build.poll() is None:  # e.g. the session was cut short before any librosa test ran
+            _librosa_build.kill()
+        _librosa_build.communicate()
+    if _jit_scenarios is not None and _jit_scenarios[0].poll() is None:  # its test did not run: stop it and its commands
+        os.killpg(_jit_scenarios[0].pid, signal.SIGKILL)
+        _jit_scenarios[0].wait()
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -3,8 +3,9 @@
     python tests/jit/scenarios.py WORKDIR CLIP...
 
 Run by conftest as one background process from the end of collection (when a selected test asks for the
-``jit_scenarios`` fixture), so that their compilations use the cores that the tests running meanwhile leave idle
-(Ray start-ups, subprocess start-ups, browsers); the two tests then judge what it recorded. It inherits the
+``jit_scenarios`` fixture), at the lowest priority (nice 19), so that their compilations use only the cores that the
+tests running meanwhile leave idle (Ray start-ups, subprocess start-ups, browsers); the two tests then judge what it
+recorded. It inherits the
 session's cache (``NUMBA_CACHE_DIR``, configured by conftest), waits for conftest's build of it, and writes
 ``WORKDIR/scenarios.json``: each step's exit status and output, or the error that stopped it.
 
@@ -146,6 +147,7 @@ def pair_judged(cache: Path, pair: list[subprocess.Popen], work: Path, clip: str
 
 
 def main(work: Path, clips: list[str]) -> int:
+    os.nice(19)  # it and its commands take only what the tests running meanwhile leave idle
     result: dict = {"race": {}, "pair": {}}
     pair_work = work / "pair"
     pair_cache = pair_work / "cache"
