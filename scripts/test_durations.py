@@ -5,8 +5,8 @@
 
 Runs ``python -m pytest --durations=0 --durations-min=0 ARGS`` (its output passes through), adds each
 test's setup, call and teardown times, and writes (atomically) the test id -> seconds, the total,
-the number of tests, the pytest result line, the machine's cores, the date and the command; then
-prints the 15 slowest. The exit status is pytest's.
+the number of tests, the pytest result line, the machine's cores and speed (``cpu_index``), the date and the
+command; then prints the 15 slowest. The exit status is pytest's.
 """
 
 from __future__ import annotations
@@ -52,6 +52,17 @@ def result_line(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def cpu_index() -> float:
+    """Seconds for a fixed pure-Python loop on one core (the best of 5): this machine's speed varies by 15% and more
+    within an evening, so the record says how fast it was, before and after the run, to compare records by."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        sum(i * i for i in range(3_000_000))
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "tests" / "durations.json"), help="the record to write")
@@ -59,6 +70,7 @@ def main() -> int:
     args, pytest_args = parser.parse_known_args()
     cmd = [sys.executable, "-m", "pytest", "--durations=0", "--durations-min=0", *pytest_args]
 
+    before = cpu_index()
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     captured = []
@@ -81,6 +93,7 @@ def main() -> int:
         "tests": len(per_test),
         "total_seconds": round(sum(per_test.values()), 2),
         "wall_seconds": round(wall, 2),
+        "cpu_index_seconds": {"before": before, "after": cpu_index()},
         "durations": {test: round(seconds, 2) for test, seconds in per_test.items()},
     }
     write_json_atomic(args.out, record)

@@ -15,7 +15,6 @@ Ray is an optional dependency (``pip install 'musicgenre[scale]'``), imported on
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal, get_args
@@ -32,19 +31,18 @@ class ClusterError(MusicGenreError):
 
 
 def connect(address: str | None = None) -> None:
-    """Join the cluster at ``address`` (``host:port``, ``auto``, ``ray://…``; else ``RAY_ADDRESS``), or start a
-    local Ray instance when neither is given. Once per process."""
+    """Join the cluster at ``address`` (``host:port``, ``auto``, ``ray://…``; else the one ``RAY_ADDRESS`` names, which
+    Ray itself reads), or start a local Ray instance when neither is given. Once per process."""
     try:
         import ray
     except ImportError:
         raise ClusterError("--ray needs Ray: pip install 'musicgenre[scale]'") from None
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:  # e.g. no or a wrong auth token
-        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        raise ClusterError(f"cannot reach the Ray cluster at {address or '$RAY_ADDRESS, or a local one'}: {exc}") from None
 
 
 def check_engine(engine: str, source: str = "engine") -> Engine:
