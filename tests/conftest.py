@@ -89,7 +89,9 @@ def _start_jit_scenarios(session) -> None:
         clips = [str(write_audio(work / "rock" / f"rock.0000{i}.wav", seconds=4.0, seed=i)) for i in range(3)]
         cmd = [sys.executable, str(ROOT / "tests" / "jit" / "scenarios.py"), str(work), *clips]
         log = open(work / "scenarios.log", "w")  # noqa: SIM115 - the process's output, read if it fails
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        # Its own process group (killed as one), in the session's scheduling group: a new session would get a CPU share
+        # of its own (Linux autogroups), whatever its nice value.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, process_group=0)
         _jit_scenarios = proc, work
 
 
