@@ -96,15 +96,21 @@ def _start_jit_scenarios(session) -> None:
 
 
 @pytest.fixture(scope="session")
-def jit_scenarios() -> dict:
-    """What tests/jit/scenarios.py recorded (started at the end of collection; waited for here)."""
+def jit_scenarios():
+    """What tests/jit/scenarios.py recorded (started at the end of collection; waited for here). Its folder (~20 MB of
+    caches) is removed afterwards unless a scenario failed."""
+    import shutil
+
     if _jit_scenarios is None:
         pytest.fail("the jit scenarios were not started (pytest_collection_finish)")
     proc, work = _jit_scenarios
     proc.wait(timeout=1800)
     if not (work / "scenarios.json").is_file():
         pytest.fail(f"tests/jit/scenarios.py wrote no result: {(work / 'scenarios.log').read_text()[-3000:]}")
-    return json.loads((work / "scenarios.json").read_text())
+    result = json.loads((work / "scenarios.json").read_text())
+    yield result
+    if proc.returncode == 0:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def pytest_sessionfinish(session) -> None:
