@@ -46,7 +46,7 @@ from musicgenre.serving.service import (
     mel_spectrogram_db,
     ordered_scores,
 )
-from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+from musicgenre.util.cache import CACHE_VARIABLE, cache_root_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -81,7 +81,7 @@ class AppArguments:
         },
     )
     cache_dir: str = field(
-        default_factory=lambda: os.environ.get(CACHE_VARIABLE) or str(default_cache_root()),
+        default_factory=lambda: str(cache_root_of(os.environ)),
         metadata={"help": f"where librosa's compiled code and ONNX exports are kept (env {CACHE_VARIABLE})"},
     )
 

@@ -157,10 +157,10 @@ class MusicGenrePlugin(BeetsPlugin):
     def analyser(self) -> _Analyser:
         genre_map = self.config["genre_map"]
         # as_filename: "~" expanded, a relative path taken from the config file's folder (as beets does for its paths)
-        from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+        from musicgenre.util.cache import cache_root_of
 
         cache = self.config["cache_dir"]
-        cache_root = Path(cache.as_filename()) if cache.get() else Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
+        cache_root = Path(cache.as_filename()) if cache.get() else cache_root_of(os.environ)
         return _Analyser(self.config["model"].as_str(), genre_map.as_filename() if genre_map.get() else None, cache_root)
 
     # Options, read when used so that command-line flags (``set_args``) count.

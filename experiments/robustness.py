@@ -29,7 +29,7 @@ from musicgenre.errors import MusicGenreError
 from musicgenre.study.robustness.catalogue import StudySettings
 from musicgenre.study.robustness.report import summary_lines
 from musicgenre.study.robustness.run import run_study
-from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+from musicgenre.util.cache import CACHE_VARIABLE, cache_root_of
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Arguments:
     out_dir: str = field(default="results/robustness", metadata={"help": "where results.json and results.md go"})
     cache_dir: str = field(default=".cache/robustness", metadata={"help": "per clip and condition: what each model computes"})
     model_cache: str = field(
-        default_factory=lambda: os.environ.get(CACHE_VARIABLE) or str(default_cache_root()),
+        default_factory=lambda: str(cache_root_of(os.environ)),
         metadata={"help": f"where a --models checkpoint's ONNX export is kept (env {CACHE_VARIABLE})"},
     )
 

@@ -472,10 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from musicgenre.features import jitcache
-    from musicgenre.util.cache import CACHE_VARIABLE, default_cache_root
+    from musicgenre.util.cache import cache_root_of
 
     # The cache folder (librosa's compiled code, ONNX exports): read here, passed down; numba's before it is imported.
-    cache_root = Path(os.environ.get(CACHE_VARIABLE) or default_cache_root())
+    cache_root = cache_root_of(os.environ)
     jitcache.configure(cache_root)
     args = build_parser().parse_args(argv)
     args.cache_root = cache_root

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ def default_cache_root() -> Path:
     """``~/.cache/musicgenre``: the folder for musicgenre's own caches (librosa's compiled code, ONNX exports) when
     the caller names none. The entry points read ``$MUSICGENRE_CACHE`` and pass their folder down (issue 34)."""
     return Path.home() / ".cache" / "musicgenre"
+
+
+def cache_root_of(environ: Mapping[str, str]) -> Path:
+    """The cache folder an entry point's environment names: ``$MUSICGENRE_CACHE``, else ``default_cache_root()``. The
+    entry points (the CLI, the app, the beets plugin, the experiments) pass ``os.environ``; the library never reads it."""
+    return Path(environ.get(CACHE_VARIABLE) or default_cache_root())
 
 
 def file_digest(path: str | os.PathLike, chars: int | None = None) -> str:

@@ -140,11 +140,11 @@ def run_study(
     cache_dir: str | os.PathLike,
     command: str = "",
     progress=print,
-    model_cache: Path | None = None,
+    cache_root: Path | None = None,
 ) -> dict:
     """Views, then every family (clean-trained and, with ``augment``, augmented) and every external model;
     writes ``results.json`` (after each model, atomically: a rerun skips what is there) and ``results.md``.
-    ``model_cache``: where an external checkpoint's ONNX export is kept (the entry point's cache folder)."""
+    ``cache_root``: where an external checkpoint's ONNX export is kept (the entry point's cache folder)."""
     import json
 
     from musicgenre.audio.degradations import DEGRADATIONS
@@ -215,7 +215,7 @@ def run_study(
         family, name, aug = key
         if key not in done:
             if family == "external":
-                done[key] = score_external(name, data, settings, progress, model_cache)
+                done[key] = score_external(name, data, settings, progress, cache_root)
             else:
                 if family == "cnn" and clips is None:
                     from musicgenre.data.gtzan import load_clips
