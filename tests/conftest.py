@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -39,6 +41,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from musicgenre.audio.example import example_clip  # noqa: E402
 from musicgenre.data.gtzan import default_shared_data  # noqa: E402
 from musicgenre.features import jitcache  # noqa: E402
+from musicgenre.testing.app_process import AppProcess, start_app  # noqa: E402
 
 # The test session is an entry point, as the CLI is: librosa's compiled code (some tests import librosa
 # themselves) goes to that cache, set before anything imports numba (importing musicgenre sets nothing).
@@ -68,12 +71,34 @@ _librosa_build: subprocess.Popen | None = None
 def pytest_collection_finish(session) -> None:
     """Build librosa's compiled code in the session's cache in the background (one core, ~30 s) when a selected test
     needs it (the ``librosa`` marker), so that the tests before the first of them run meanwhile; that test then
-    waits for the build on the cache's lock, as a second musicgenre command would."""
+    waits for the build on the cache's lock, as a second musicgenre command would. Then the other background starts;
+    ``--collect-only`` starts nothing."""
     global _librosa_build
+    if session.config.option.collectonly:
+        return
     if any(item.get_closest_marker("librosa") for item in session.items):
         code = "from musicgenre.features import jitcache; jitcache.configure(); jitcache.ensure_ready()"
         _librosa_build = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _start_jit_scenarios(session)  # after the build has started: its race waits for that build
+    _start_app(session)
+
+
+_app_start: tuple[AppProcess, Path, Path] | None = None  # the server, its tiny HuBERT, their folder
+
+
+def _start_app_process(hubert: Path, folder: Path) -> AppProcess:
+    return start_app(ROOT / "app.py", ["--models", str(hubert), "--max_upload", UPLOAD_LIMIT], folder / "server.log")
+
+
+def _start_app(session) -> None:
+    """Start the session's app server (``app``) without waiting for it, when a selected test needs it: its ~12 s start
+    (imports, models, the tiny HuBERT's ONNX export) then runs beside the tests that come before the first server test,
+    which ``pytest_collection_modifyitems`` puts after all the others."""
+    global _app_start
+    if any("app" in getattr(item, "fixturenames", ()) for item in session.items):
+        folder = Path(tempfile.mkdtemp(prefix="musicgenre-app-"))
+        hubert = make_tiny_hubert(folder / "tiny-hubert")
+        _app_start = _start_app_process(hubert, folder), hubert, folder
 
 
 _jit_scenarios: tuple[subprocess.Popen, Path] | None = None
@@ -114,6 +139,11 @@ def jit_scenarios():
 
 
 def pytest_sessionfinish(session) -> None:
+    if _app_start is not None:
+        import shutil
+
+        _app_start[0].stop()  # if its fixture never ran; stopping twice is harmless
+        shutil.rmtree(_app_start[2], ignore_errors=True)
     if _librosa_build is not None:
         if _librosa_build.poll() is None:  # e.g. the session was cut short before any librosa test ran
             _librosa_build.kill()
@@ -124,14 +154,17 @@ def pytest_sessionfinish(session) -> None:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Mark every test that reads the shared data or falls back to synthetic clips without it.
+    """Mark every test that reads the shared data or falls back to synthetic clips without it, and run the modules
+    that use the app server after the others (in their own order), while it starts in the background (``_start_app``).
 
-    `.ci/run` runs these once more with the data pointed elsewhere, as a fresh clone without
+    `.ci/run` runs the marked tests once more with the data pointed elsewhere, as a fresh clone without
     ../shared runs them: the ones that need it must skip and the fallbacks must pass.
     """
     for item in items:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.shared_data)
+    server_modules = {item.module for item in items if "app" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: item.module in server_modules)  # stable: every other order is kept
 
 
 @pytest.fixture(scope="session")
@@ -173,9 +206,8 @@ def three_second_table(three_per_genre, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_hubert(tmp_path_factory) -> Path:
-    """A randomly initialised, tiny HuBERT genre classifier saved like a fine-tuned checkpoint.
+def make_tiny_hubert(folder: Path) -> Path:
+    """A randomly initialised, tiny HuBERT genre classifier saved in ``folder`` like a fine-tuned checkpoint.
 
     No pretrained DistilHuBERT weights can be downloaded here; this exercises exactly the code
     path a real checkpoint takes (config with id2label, feature extractor, safetensors weights).
@@ -199,13 +231,21 @@ def tiny_hubert(tmp_path_factory) -> Path:
         id2label=dict(enumerate(GENRES)),
         label2id={g: i for i, g in enumerate(GENRES)},
     )
-    folder = tmp_path_factory.mktemp("tiny-hubert")
     import torch
 
     torch.manual_seed(0)
-    HubertForSequenceClassification(config).save_pretrained(folder)
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar, printed outside any test when the app starts
+        HubertForSequenceClassification(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=False).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hubert(tmp_path_factory) -> Path:
+    """``make_tiny_hubert``: the one the app server was started with, if it was (``_start_app``)."""
+    if _app_start is not None:
+        return _app_start[1]
+    return make_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert"))
 
 
 def synth(seconds: float, sr: int = SR, seed: int = 0, channels: int = 1) -> np.ndarray:
@@ -225,13 +265,13 @@ def write_audio(path: Path, seconds: float = 5.0, sr: int = SR, seed: int = 0, c
 
 @pytest.fixture(scope="session")
 def app(tiny_hubert, tmp_path_factory):
-    """One real app server for the whole session, on 127.0.0.1, offline: the bundled models and the tiny HuBERT."""
+    """One real app server for the whole session, on 127.0.0.1, offline: the bundled models and the tiny HuBERT. It was
+    started at the end of collection (``_start_app``); this waits for its page."""
     from musicgenre.errors import MusicGenreError
-    from musicgenre.testing.app_process import launch_app
 
-    log = tmp_path_factory.mktemp("app") / "server.log"
+    running = _app_start[0] if _app_start is not None else _start_app_process(tiny_hubert, tmp_path_factory.mktemp("app"))
     try:
-        running = launch_app(ROOT / "app.py", ["--models", str(tiny_hubert), "--max_upload", UPLOAD_LIMIT], log)
+        running.wait_ready(timeout=180.0)
     except MusicGenreError as exc:
         pytest.fail(str(exc))
     yield running

@@ -5,6 +5,7 @@ Tests and ``benchmarks/load.py`` meet the app the way users do: a real server ov
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -47,6 +48,20 @@ class AppProcess:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
+    def wait_ready(self, timeout: float = 180.0) -> AppProcess:
+        """Wait until the page answers (``timeout`` seconds from the launch) and record ``page_seconds``; raises
+        ``MusicGenreError`` with the log's tail, and stops the process, if it never comes up."""
+        while math.isnan(self.page_seconds):  # until the page has answered once
+            try:
+                urllib.request.urlopen(self.url, timeout=2).close()
+                self.page_seconds = time.monotonic() - self.launched
+            except OSError:
+                if not self.alive() or time.monotonic() - self.launched > timeout:
+                    self.stop()
+                    raise MusicGenreError(f"the app did not start within {timeout:g} s:\n{self.log_tail()}") from None
+                time.sleep(0.2)
+        return self
+
     def stop(self) -> None:
         if self.alive():
             self.proc.terminate()
@@ -57,14 +72,11 @@ class AppProcess:
                 self.proc.wait()
 
 
-def launch_app(
-    app: str | os.PathLike, args: list[str], log: str | os.PathLike, timeout: float = 180.0, env: dict[str, str] | None = None
-) -> AppProcess:
-    """Start ``python app ARGS`` offline on a free port and wait until its page answers.
+def start_app(app: str | os.PathLike, args: list[str], log: str | os.PathLike, env: dict[str, str] | None = None) -> AppProcess:
+    """Start ``python app ARGS`` offline on a free port and return at once (``AppProcess.wait_ready`` waits for it).
 
     Offline (``HF_HUB_OFFLINE=1``) the default Hub model is reported as unreachable and the
-    bundled models are served; ``env`` adds to the environment. Raises ``MusicGenreError`` with
-    the log's tail if it never comes up.
+    bundled models are served; ``env`` adds to the environment.
     """
     app, log = Path(app), Path(log)
     port = free_port()
@@ -80,15 +92,11 @@ def launch_app(
     launched = time.monotonic()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, str(app), *args], cwd=app.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = AppProcess(proc, f"http://127.0.0.1:{port}/", log, launched)
-    while True:
-        try:
-            urllib.request.urlopen(running.url, timeout=2).close()
-            break
-        except OSError:
-            if not running.alive() or time.monotonic() - launched > timeout:
-                running.stop()
-                raise MusicGenreError(f"the app did not start within {timeout:g} s:\n{running.log_tail()}") from None
-            time.sleep(0.2)
-    running.page_seconds = time.monotonic() - launched
-    return running
+    return AppProcess(proc, f"http://127.0.0.1:{port}/", log, launched)
+
+
+def launch_app(
+    app: str | os.PathLike, args: list[str], log: str | os.PathLike, timeout: float = 180.0, env: dict[str, str] | None = None
+) -> AppProcess:
+    """``start_app``, then wait until its page answers (``AppProcess.wait_ready``)."""
+    return start_app(app, args, log, env).wait_ready(timeout)
