@@ -30,6 +30,7 @@ from musicgenre.audio.io import DEFAULT_MAX_SECONDS
 from musicgenre.errors import MusicGenreError
 from musicgenre.models.runtime import RUNTIME_VARIABLE, RUNTIMES, check_runtime
 from musicgenre.serving.gradio_import import import_gradio
+from musicgenre.serving.gradio_queue import POLL_SECONDS, quiet_idle_queue
 from musicgenre.serving.malloc import limit_malloc_arenas
 from musicgenre.serving.service import (
     DEFAULT_MODEL_ID,
@@ -330,7 +331,12 @@ def main(argv: list[str] | None = None) -> None:
     # Gradio imports matplotlib in its first event (utils.MatplotlibBackendMananger, ~0.6 s): start
     # that import now, while the server starts (mostly waiting), instead of in the first request.
     threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
-    demo.queue(default_concurrency_limit=args.concurrency_limit).launch(max_file_size=args.max_upload)
+    demo.queue(default_concurrency_limit=args.concurrency_limit)
+    if quiet_idle_queue(demo):
+        log.info("the idle queue looks for requests every %g s", POLL_SECONDS)
+    else:
+        log.warning("this Gradio's queue cannot be told to sleep while idle: it keeps ~5%% of a core busy")
+    demo.launch(max_file_size=args.max_upload)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 Each command runs once to warm the caches (page cache, numba's compiled code), then ``--runs``
 times; the median is reported. Commands: ``musicgenre --help``, ``musicgenre predict`` of one 30 s
 clip with the default and with each bundled model, and the app from launch to its first answered ``/predict`` (offline:
-the bundled models), with its memory once idle after that answer. Each baseline is a copy of
+the bundled models), with its memory once idle after that answer and the share of a core it then uses idle
+(``idle_cpu_percent``, over 5 s: ``musicgenre.serving.gradio_queue``). Each baseline is a copy of
 a git revision (``--baselines``) run with the same interpreter and packages. Writes
 ``benchmarks/startup.json`` and prints both side by side. Numbers are recorded, never asserted.
 """
@@ -87,8 +88,9 @@ def _timed(cmd: list[str], source: Path) -> tuple[float, float]:
     return seconds, peak_kb / 1024
 
 
-def _app_run(source: Path, clip: str) -> tuple[float, float]:
-    """Launch -> first answered /predict, and the server's RSS (MB) 5 s after that answer."""
+def _app_run(source: Path, clip: str) -> tuple[float, float, float]:
+    """Launch -> first answered /predict; the server's RSS (MB) 5 s after that answer; then the share of one core it
+    uses over the next 5 s, idle (percent)."""
     from gradio_client import Client, handle_file
 
     from musicgenre.testing.app_process import launch_app
@@ -102,9 +104,15 @@ def _app_run(source: Path, clip: str) -> tuple[float, float]:
             seconds = time.monotonic() - app.launched
             time.sleep(5)
             rss = app.rss_mb()
+            cpu = app.cpu_seconds()
+            time.sleep(IDLE_SECONDS)
+            idle = 100 * (app.cpu_seconds() - cpu) / IDLE_SECONDS
         finally:
             app.stop()
-    return seconds, rss
+    return seconds, rss, idle
+
+
+IDLE_SECONDS = 5.0
 
 
 def measure(source: Path, clip: str, runs: int, app: bool) -> dict[str, dict]:
@@ -126,7 +134,8 @@ def measure(source: Path, clip: str, runs: int, app: bool) -> dict[str, dict]:
     if app:
         _app_run(source, clip)
         samples = [_app_run(source, clip) for _ in range(runs)]
-        out["app first /predict"] = _summary(samples, "idle_rss_mb")
+        out["app first /predict"] = _summary([s[:2] for s in samples], "idle_rss_mb")
+        out["app first /predict"]["idle_cpu_percent"] = round(statistics.median(s[2] for s in samples), 2)
         print(f"  {source.name}: app: {out['app first /predict']['median_s']:.2f} s", flush=True)
     return out
 
@@ -157,6 +166,9 @@ def table(results: dict[str, dict]) -> str:
             mem = r and (r.get("peak_rss_mb") or r.get("idle_rss_mb"))
             cells.append(f"{r['median_s']:.2f} s, {mem:.0f} MB" if r else "—")
         lines.append(f"| {name} | ≤ {target:g} s | " + " | ".join(cells) + " |")
+    idle = [(results[label].get("app first /predict") or {}).get("idle_cpu_percent") for label in labels]
+    if any(v is not None for v in idle):
+        lines.append("| app idle, share of a core | | " + " | ".join("—" if v is None else f"{v:.1f}%" for v in idle) + " |")
     return "\n".join(lines)
 
 

@@ -54,7 +54,8 @@ def _check(result: dict, names: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_models_endpoint_reports_the_offline_start(client, tiny_hubert):
+def test_models_endpoint_reports_the_offline_start(app, client, tiny_hubert):
+    assert "the idle queue looks for requests every 0.05 s" in app.log_tail(100_000)  # gradio_queue: not every 1 ms
     info = client.predict(api_name="/models")
     names = [BUNDLED_PROBE_NAME, BUNDLED_NAME, BUNDLED_CNN_NAME, f"hubert: {tiny_hubert.name}"]
     assert [m["name"] for m in info["models"]] == names

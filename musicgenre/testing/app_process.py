@@ -45,6 +45,13 @@ class AppProcess:
         procs = [root, *root.children(recursive=True)]
         return sum(p.memory_info().rss for p in procs if p.is_running()) / 1e6
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server and any child processes have used so far."""
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)] if p.is_running())
+
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
