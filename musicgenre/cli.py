@@ -122,7 +122,7 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from musicgenre.families import family_of_model
+    from musicgenre.families import family_of_model, family_of_spec
     from musicgenre.training.metrics import feature_table_metrics
 
     if (args.audio is None) == (args.features is None):
@@ -130,9 +130,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.audio is not None:
         return _evaluate_audio(args)
     args.model = args.model or "bundled:shallow"
-    model = _loader(args)(args.model, args.revision)
-    family = family_of_model(model)
-    if family is None or family.reads != "features":
+    family = family_of_spec(args.model)  # from its files: an audio model is refused before seconds of loading
+    model = None if family is not None and family.reads != "features" else _loader(args)(args.model, args.revision)
+    if model is None or (family := family_of_model(model)) is None or family.reads != "features":
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
     print(json.dumps({"model": args.model, "features": str(args.features), **feature_table_metrics(model, args.features)}))
     return 0

@@ -61,12 +61,21 @@ def test_cli_predict_with_a_checkpoint_folder(tiny_hubert, tmp_path):
     assert list(line["scores"]) == list(GENRES) and sum(line["scores"].values()) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.slow
 def test_evaluate_refuses_an_audio_model(tiny_hubert, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("filename,label\n")
     result = run_cli("evaluate", "--model", str(tiny_hubert), "--features", str(table))
     assert result.returncode != 0 and "reads audio, not features" in result.stderr
+
+
+def test_a_models_family_is_known_from_its_files_before_it_is_loaded(tiny_hubert, tmp_path):
+    """What lets ``evaluate`` refuse an audio model at once: the family, from the spec and the folder's files."""
+    from musicgenre.families import FAMILIES, bundled_model_path, family_of_spec
+
+    assert family_of_spec("bundled") is FAMILIES["probe"] and family_of_spec("bundled:shallow") is FAMILIES["shallow"]
+    assert family_of_spec(str(bundled_model_path("cnn"))) is FAMILIES["cnn"]
+    assert family_of_spec(str(tiny_hubert)) is FAMILIES["transformer"]
+    assert family_of_spec("owner/name") is None and family_of_spec(str(tmp_path)) is None  # a Hub id; an empty folder
 
 
 def test_broken_checkpoints_and_offline_hub_ids_give_model_errors(tiny_hubert, tmp_path):

@@ -34,6 +34,31 @@ def family_of_model(model: GenreModel) -> Family | None:
     return family_of_format(getattr(model, "meta", {}).get("format"))
 
 
+def family_of_spec(spec: str | ModelSpec) -> Family | None:
+    """The family of a bundled model or a local folder, from its files alone (nothing is loaded, so a command can refuse
+    a model that cannot do what it asks at once); None for a Hub id, or a folder no family claims or that cannot be read
+    (loading it says why)."""
+    spec = parse_spec(spec)
+    if spec.kind == "bundled":
+        return next((f for f in FAMILIES.values() if spec.name in f.bundled), None)
+    if spec.kind == "hub":
+        return None
+    if not (Path(spec.name) / CONFIG_NAME).is_file():
+        return _checkpoint_family(spec.name)
+    try:
+        return family_of_format(_folder_format(Path(spec.name)))
+    except ModelError:
+        return None
+
+
+def _folder_format(folder: Path) -> str | None:
+    """The ``format`` in ``folder``'s musicgenre.json (None in folders from before the field)."""
+    try:
+        return json.loads((folder / CONFIG_NAME).read_text()).get("format")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder}: musicgenre.json is unreadable ({exc})") from None
+
+
 def _checkpoint_family(folder: str | os.PathLike) -> Family | None:
     """The family that recognises ``folder`` (a checkpoint without musicgenre.json), or None."""
     return next((f for f in FAMILIES.values() if f.recognise is not None and f.recognise(Path(folder))), None)
@@ -111,11 +136,8 @@ def checkpoint_kind(folder: str | os.PathLike) -> str:
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a folder")
     if (folder / CONFIG_NAME).is_file():
-        try:
-            fmt = json.loads((folder / CONFIG_NAME).read_text()).get("format")
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{folder}: musicgenre.json is unreadable ({exc})") from None
-        return (family_of_format(fmt) or FAMILIES["shallow"]).hub_kind  # folders from before the format field: shallow
+        # folders from before the format field: shallow
+        return (family_of_format(_folder_format(folder)) or FAMILIES["shallow"]).hub_kind
     if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
         return "transformers"
     if any(folder.glob("*.keras")):
