@@ -164,7 +164,7 @@ def pytest_collection_modifyitems(items) -> None:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.shared_data)
     server_modules = {item.module for item in items if "app" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: item.module in server_modules)  # stable: every other order is kept
+    items.sort(key=lambda item: getattr(item, "module", None) in server_modules)  # stable: every other order is kept
 
 
 @pytest.fixture(scope="session")
