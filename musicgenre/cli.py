@@ -131,8 +131,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_audio(args)
     args.model = args.model or "bundled:shallow"
     family = family_of_spec(args.model)  # from its files: an audio model is refused before seconds of loading
-    model = None if family is not None and family.reads != "features" else _loader(args)(args.model, args.revision)
-    if model is None or (family := family_of_model(model)) is None or family.reads != "features":
+    if family is None or family.reads == "features":  # a Hub id's family is known once it is loaded
+        model = _loader(args)(args.model, args.revision)
+        family = family_of_model(model)
+    if family is None or family.reads != "features":
         raise MusicGenreError(f"{args.model}: evaluate scores feature tables, and this model reads audio, not features")
     print(json.dumps({"model": args.model, "features": str(args.features), **feature_table_metrics(model, args.features)}))
     return 0

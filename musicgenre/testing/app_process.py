@@ -37,20 +37,20 @@ class AppProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and any child processes, in MB."""
+    def _processes(self) -> list:
+        """The server and any child processes still running (psutil)."""
         import psutil
 
         root = psutil.Process(self.proc.pid)
-        procs = [root, *root.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs if p.is_running()) / 1e6
+        return [p for p in (root, *root.children(recursive=True)) if p.is_running()]
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and any child processes, in MB."""
+        return sum(p.memory_info().rss for p in self._processes()) / 1e6
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server and any child processes have used so far."""
-        import psutil
-
-        root = psutil.Process(self.proc.pid)
-        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)] if p.is_running())
+        return sum(sum(p.cpu_times()[:2]) for p in self._processes())  # user + system
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
